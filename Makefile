@@ -1,0 +1,45 @@
+# Two commands set up a machine: `make run` and `make test`.
+# Dependencies come from hashed lock files (requirements/*.lock), installed
+# with plain pip into .venv; `make lock` regenerates them from pyproject.toml.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONFIG ?=
+ARGS ?=
+
+.PHONY: run test lint typecheck unit venv dev lock bench clean
+
+$(VENV)/.runtime: requirements/runtime.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --require-hashes -r requirements/runtime.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . || $(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock
+	$(PY) -m pip install -q --require-hashes -r requirements/dev.lock
+	touch $@
+
+venv: $(VENV)/.runtime
+dev: $(VENV)/.dev
+
+run: $(VENV)/.runtime
+	$(VENV)/bin/otlpd serve $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.dev
+	$(VENV)/bin/pytest $(ARGS)
+
+test: lint typecheck unit
+
+lock:
+	uv pip compile pyproject.toml --generate-hashes --no-emit-index-url --python-version 3.11 -o requirements/runtime.lock
+	uv pip compile pyproject.toml --group dev --generate-hashes --no-emit-index-url --python-version 3.11 --prerelease if-necessary -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,105 @@
+"""``otlpd serve | validate | print-config | components | version``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+from otlpd import __version__
+from otlpd.component import Kind
+from otlpd.config import Config, ConfigError, load
+from otlpd.telemetry import logging as otlpd_logging
+
+
+def _config_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        required=required,
+        default=None if required else os.environ.get("OTLPD_CONFIG") or None,
+        help="config file (default: $OTLPD_CONFIG, else the built-in default)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otlpd", description="OpenTelemetry (OTLP) collector")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the collector")
+    _config_arg(serve)
+    validate = sub.add_parser("validate", help="check a config and print every error")
+    _config_arg(validate, required=True)
+    show = sub.add_parser("print-config", help="print the effective config (secrets redacted)")
+    _config_arg(show)
+    sub.add_parser("components", help="list the available components")
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"otlpd {__version__}")
+        return 0
+    if args.command == "components":
+        return _components()
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        where = args.config or "built-in default"
+        print(f"otlpd: invalid config {where}:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    if args.command == "validate":
+        for warning in config.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"{args.config}: valid")
+        return 0
+    if args.command == "print-config":
+        yaml.safe_dump(config.effective(), sys.stdout, sort_keys=False)
+        return 0
+    return _serve(config)
+
+
+def _components() -> int:
+    from otlpd.service import registry
+
+    for kind in (Kind.RECEIVER, Kind.PROCESSOR, Kind.EXPORTER, Kind.EXTENSION):
+        factories = [f for f in registry.FACTORIES if f.kind is kind]
+        if not factories:
+            continue
+        print(f"{kind.section}:")
+        for f in factories:
+            aliases = f" (alias: {', '.join(f.aliases)})" if f.aliases else ""
+            signals = ", ".join(s.value for s in sorted(f.signals, key=lambda s: s.value))
+            print(f"  {f.type}{aliases}: {f.description} [{signals}]")
+    return 0
+
+
+def _serve(config: Config) -> int:
+    from otlpd.service.service import Service
+
+    logs = config.service.telemetry.logs
+    otlpd_logging.setup(logs.level, logs.encoding)
+    log = otlpd_logging.get("main")
+    for warning in config.warnings:
+        log.warning(warning)
+    log.info("starting otlpd", extra={"version": __version__, "config": config.source})
+
+    async def run() -> int:
+        return await Service(config).run()
+
+    try:
+        code = asyncio.run(run())
+    finally:
+        otlpd_logging.flush()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

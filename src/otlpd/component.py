@@ -1,0 +1,108 @@
+"""Component model, as in the OpenTelemetry Collector.
+
+A component is configured by a pydantic model and built by a :class:`Factory`.
+Data flows through :class:`Consumer` objects: a receiver holds the consumer of
+each signal's pipelines, a processor holds the next consumer, an exporter is
+the end. Every component has the same lifecycle, driven by the service graph.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+from otlpd.pdata import Payload, Signal
+
+if TYPE_CHECKING:
+    from otlpd.telemetry.metrics import Metrics
+
+_TYPE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
+
+
+class Kind(enum.Enum):
+    RECEIVER = "receiver"
+    PROCESSOR = "processor"
+    EXPORTER = "exporter"
+    EXTENSION = "extension"
+
+    @property
+    def section(self) -> str:
+        return self.value + "s"
+
+
+@dataclass(frozen=True, order=True)
+class ComponentID:
+    """``type[/name]``, the key of a component in the config."""
+
+    type: str
+    name: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> ComponentID:
+        type_, sep, name = str(text).strip().partition("/")
+        if not _TYPE.match(type_):
+            raise ValueError(f"invalid component type {type_!r} in id {text!r}")
+        if sep and not name:
+            raise ValueError(f"component id {text!r} has an empty name after '/'")
+        return cls(type_, name)
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.name}" if self.name else self.type
+
+
+class Consumer(Protocol):
+    """Takes a payload or raises a typed error from :mod:`otlpd.errors`."""
+
+    async def consume(self, payload: Payload) -> None: ...
+
+
+class Component(Protocol):
+    async def start(self) -> None: ...
+
+    async def shutdown(self, deadline: float) -> None:
+        """Stop; ``deadline`` is a ``loop.time()`` by which everything must be done."""
+        ...
+
+
+class BaseComponent:
+    """No-op lifecycle for components that hold no resources."""
+
+    async def start(self) -> None:
+        return None
+
+    async def shutdown(self, deadline: float) -> None:
+        return None
+
+
+@dataclass
+class Settings:
+    """What every component is built with."""
+
+    id: ComponentID
+    config: Any
+    metrics: Metrics
+
+
+@dataclass(frozen=True)
+class Factory:
+    """How to build one type of component.
+
+    ``create`` takes the settings plus, by kind: receivers a mapping of signal
+    to consumer; processors the signal and next consumer; exporters nothing
+    (one exporter instance serves all its signals); extensions nothing.
+    """
+
+    type: str
+    kind: Kind
+    config: builtins.type[BaseModel]
+    signals: frozenset[Signal]
+    create: Callable[..., Any]
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,109 @@
+"""The ``file`` exporter: one OTLP/JSON request per line (or length-prefixed protobuf).
+
+Writes happen in a worker thread so a slow disk never stalls the event loop;
+a lock keeps lines whole when several signals write to one file. With
+``rotation``, the file is renamed with a timestamp once it passes
+``max_megabytes`` and the oldest backups beyond ``max_backups`` are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from otlpd import otlpjson
+from otlpd.component import Consumer, Settings
+from otlpd.errors import PermanentError
+from otlpd.exporters.file.config import FileConfig
+from otlpd.pdata import Payload, Signal
+
+
+class FileExporter:
+    def __init__(self, settings: Settings) -> None:
+        self._cfg: FileConfig = settings.config
+        self._path = Path(self._cfg.path)
+        self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self._last_flush = 0.0
+        self._id = str(settings.id)
+        self._sent = settings.metrics.exporter_sent
+        self._dropped = settings.metrics.exporter_dropped
+
+    def consumer(self, signal: Signal) -> Consumer:
+        return _SignalConsumer(self)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self._path, "ab" if self._cfg.append else "wb")  # noqa: SIM115
+
+    def encode(self, payload: Payload) -> bytes:
+        if self._cfg.format == "proto":
+            return struct.pack(">I", len(payload.data)) + payload.data
+        line = otlpjson.dumps(payload.message) + b"\n"
+        payload.release()
+        return line
+
+    async def write(self, payload: Payload) -> None:
+        record = self.encode(payload)
+        try:
+            await asyncio.to_thread(self._write, record)
+        except OSError as exc:
+            self._dropped.labels(self._id, payload.signal.value, "permanent").inc(payload.items)
+            raise PermanentError(f"cannot write {self._path}: {exc.strerror or exc}") from None
+        self._sent.labels(self._id, payload.signal.value).inc(payload.items)
+
+    def _write(self, record: bytes) -> None:
+        with self._lock:
+            assert self._file is not None
+            self._file.write(record)
+            now = time.monotonic()
+            if now - self._last_flush >= self._cfg.flush_interval:
+                self._file.flush()
+                self._last_flush = now
+            rotation = self._cfg.rotation
+            if rotation is not None and self._file.tell() >= rotation.max_megabytes * 1024 * 1024:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        assert self._file is not None
+        assert self._cfg.rotation is not None
+        self._file.close()
+        stamp = time.strftime(
+            "%Y-%m-%dT%H-%M-%S", time.localtime() if self._cfg.rotation.localtime else time.gmtime()
+        )
+        backup = self._path.with_name(
+            f"{self._path.stem}-{stamp}-{time.monotonic_ns() % 1000000:06d}{self._path.suffix}"
+        )
+        os.replace(self._path, backup)
+        backups = sorted(self._path.parent.glob(f"{self._path.stem}-*{self._path.suffix}"))
+        keep = self._cfg.rotation.max_backups
+        for old in backups[: max(0, len(backups) - keep)] if keep else []:
+            old.unlink(missing_ok=True)
+        self._file = open(self._path, "wb")  # noqa: SIM115
+
+    async def shutdown(self, deadline: float) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
+
+
+class _SignalConsumer:
+    def __init__(self, exporter: FileExporter) -> None:
+        self._exporter = exporter
+
+    async def consume(self, payload: Payload) -> None:
+        await self._exporter.write(payload)

@@ -1,0 +1,95 @@
+"""The OTLP receiver without its transports: decode, validate, count, hand on.
+
+gRPC and HTTP adapters only move bytes and map the outcome to their wire;
+everything about what a request means happens here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import grpc
+
+from otlpd import otlpjson
+from otlpd.component import ComponentID, Consumer
+from otlpd.errors import OtlpdError, RetryableError
+from otlpd.pdata import ExportResponse, Payload, Signal, count_items, decode
+from otlpd.receivers.otlp.status import WireError, to_wire
+from otlpd.receivers.otlp.validate import reject_invalid
+from otlpd.telemetry.metrics import Metrics
+
+
+class ReceiverCore:
+    def __init__(
+        self,
+        id: ComponentID,
+        consumers: Mapping[Signal, Consumer],
+        metrics: Metrics,
+        log: logging.Logger,
+    ) -> None:
+        self.id = id
+        self.consumers = dict(consumers)
+        self._metrics = metrics
+        self._log = log
+        self.accepting = True
+
+    async def export(self, signal: Signal, body: bytes, *, json: bool, transport: str) -> ExportResponse:
+        """Accept one request; raise a typed error to refuse it."""
+        consumer = self.consumers.get(signal)
+        if consumer is None:
+            raise _NotConfigured(signal)
+        if json:
+            message = signal.request_type()
+            otlpjson.parse(body, message)
+        else:
+            message = decode(signal, body)
+        rejected, why = reject_invalid(message)
+        if rejected or json:
+            payload = Payload.from_message(signal, message)
+        else:
+            payload = Payload(signal, body, count_items(signal, message), message)
+        response = signal.response_type()
+        if rejected:
+            partial = response.partial_success
+            setattr(partial, f"rejected_{signal.item_name}", rejected)
+            partial.error_message = why
+            self._refused(signal, transport, "invalid", rejected)
+        if payload.items == 0:
+            return response
+        if not self.accepting:
+            error = RetryableError("otlpd is shutting down", retry_after=1.0)
+            self._refused(signal, transport, to_wire(error).reason, payload.items)
+            raise error
+        try:
+            await consumer.consume(payload)
+        except OtlpdError as exc:
+            self._refused(signal, transport, to_wire(exc).reason, payload.items)
+            raise
+        except Exception:
+            self._log.exception("pipeline failed", extra={"signal": signal.value})
+            self._refused(signal, transport, "internal", payload.items)
+            raise
+        self._metrics.receiver_accepted.labels(str(self.id), signal.value, transport).inc(payload.items)
+        return response
+
+    def _refused(self, signal: Signal, transport: str, reason: str, items: int) -> None:
+        self._metrics.receiver_refused.labels(str(self.id), signal.value, transport, reason).inc(items)
+
+    def record(self, signal: Signal, transport: str, status: str, seconds: float) -> None:
+        rid = str(self.id)
+        self._metrics.requests.labels(rid, signal.value, transport, status).inc()
+        self._metrics.request_duration.labels(rid, signal.value, transport).observe(seconds)
+
+
+class _NotConfigured(OtlpdError):
+    """A signal with no pipeline behind this receiver."""
+
+    def __init__(self, signal: Signal) -> None:
+        super().__init__(f"no {signal.value} pipeline is configured for this receiver")
+
+
+def wire_error(exc: BaseException) -> WireError:
+    if isinstance(exc, _NotConfigured):
+        return WireError(404, grpc.StatusCode.UNIMPLEMENTED, exc.message, None, "not_configured")
+    return to_wire(exc)

@@ -1,0 +1,1 @@
+"""Builds the component graph from a config and runs its lifecycle."""

@@ -1,0 +1,147 @@
+"""Run a graph: start downstream-first, serve health, stop gracefully.
+
+Shutdown order (SIGTERM): not ready → receivers stop accepting and finish
+in-flight requests → processors flush → exporters drain their queues → exit.
+All of it within ``service.shutdown_timeout``; whatever could not be delivered
+by then is counted (``otlpd_*_dropped_items_total``) and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import signal
+from typing import Any
+
+from otlpd import __version__
+from otlpd.component import Kind
+from otlpd.config.load import Config
+from otlpd.service.graph import Graph, Node
+from otlpd.telemetry import logging as otlpd_logging
+from otlpd.telemetry.metrics import Metrics
+from otlpd.telemetry.server import TelemetryServer
+
+log = otlpd_logging.get("service")
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class Service:
+    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.metrics.build_info.labels(__version__).set(1)
+        self.graph = Graph(config, self.metrics)
+        self.state = State.STARTING
+        self.status: dict[str, str] = {n.key: "starting" for n in self.graph.nodes}
+        self.server = TelemetryServer(config.service.http.endpoint, self.metrics, self.health)
+        self._stop = asyncio.Event()
+        self.metrics.ready.set_function(lambda: 1.0 if self.health()[0] else 0.0)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when running, every component started, and the pipeline takes data."""
+        refusing = [n.name for n in self.graph.nodes if getattr(n.component, "refusing", False)]
+        ready = (
+            self.state is State.RUNNING and not refusing and all(s == "started" for s in self.status.values())
+        )
+        body: dict[str, Any] = {
+            "status": "ready" if ready else "not_ready",
+            "state": self.state.value,
+            "components": {
+                n.key: {
+                    "kind": n.kind.value,
+                    "id": str(n.id),
+                    "pipeline": n.pipeline,
+                    "status": self.status[n.key],
+                }
+                for n in self.graph.nodes
+            },
+        }
+        if refusing:
+            body["refusing"] = refusing
+        return ready, body
+
+    async def start(self) -> None:
+        await self.server.start()
+        for node in self.graph.nodes:
+            try:
+                await node.component.start()
+            except Exception as exc:
+                self.status[node.key] = "failed"
+                log.error("component failed to start", extra={"component": node.name, "error": str(exc)})
+                await self.shutdown()
+                raise StartError(f"{node.name} failed to start: {exc}") from exc
+            self.status[node.key] = "started"
+            self.metrics.component_up.labels(node.kind.value, node.key).set(1)
+        self.state = State.RUNNING
+        log.info("otlpd is ready", extra={"config": self.config.source, "http": self.server.port})
+
+    async def shutdown(self) -> None:
+        if self.state in (State.STOPPING, State.STOPPED):
+            return
+        self.state = State.STOPPING
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.service.shutdown_timeout
+        log.info("shutting down", extra={"timeout_s": self.config.service.shutdown_timeout})
+        for kind in (Kind.RECEIVER, Kind.PROCESSOR, Kind.EXPORTER):
+            nodes = [n for n in reversed(self.graph.nodes) if n.kind is kind]
+            await self._stop_nodes(nodes, deadline, sequential=kind is Kind.PROCESSOR)
+        await self.server.stop()
+        self.state = State.STOPPED
+        log.info("stopped")
+
+    async def _stop_nodes(self, nodes: list[Node], deadline: float, *, sequential: bool) -> None:
+        async def stop(node: Node) -> None:
+            if self.status[node.key] != "started":
+                return
+            self.status[node.key] = "stopping"
+            try:
+                await node.component.shutdown(deadline)
+            except Exception:
+                log.exception("component failed to stop", extra={"component": node.name})
+            self.status[node.key] = "stopped"
+            self.metrics.component_up.labels(node.kind.value, node.key).set(0)
+
+        if sequential:  # a processor flushes into the next one, which must still be running
+            for node in nodes:
+                await stop(node)
+        else:
+            await asyncio.gather(*(stop(n) for n in nodes))
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; a second signal exits at once."""
+        loop = asyncio.get_running_loop()
+        signals_seen = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            if signals_seen > 1:
+                log.warning("second signal: exiting without draining", extra={"signal": signum})
+                otlpd_logging.flush()
+                os._exit(1)
+            log.info("signal received, draining", extra={"signal": signal.Signals(signum).name})
+            self._stop.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await self.start()
+        except StartError:
+            return 1
+        await self._stop.wait()
+        await self.shutdown()
+        return 0
+
+
+class StartError(Exception):
+    pass
