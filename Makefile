@@ -9,10 +9,10 @@ ARGS ?=
 
 .PHONY: run test lint typecheck unit venv dev lock bench clean
 
-$(VENV)/.runtime: requirements/runtime.lock pyproject.toml
+$(VENV)/.runtime: requirements/runtime.lock requirements/build.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --require-hashes -r requirements/runtime.lock
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e . || $(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --require-hashes -r requirements/build.lock -r requirements/runtime.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock
@@ -38,6 +38,7 @@ unit: $(VENV)/.dev
 test: lint typecheck unit
 
 lock:
+	printf 'hatchling\neditables\n' | uv pip compile - --generate-hashes --no-emit-index-url --python-version 3.11 -o requirements/build.lock
 	uv pip compile pyproject.toml --generate-hashes --no-emit-index-url --python-version 3.11 -o requirements/runtime.lock
 	uv pip compile pyproject.toml --group dev --generate-hashes --no-emit-index-url --python-version 3.11 --prerelease if-necessary -o requirements/dev.lock
 
