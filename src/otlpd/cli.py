@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import yaml
 
@@ -61,9 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config}: valid")
         return 0
     if args.command == "print-config":
-        yaml.safe_dump(config.effective(), sys.stdout, sort_keys=False)
+        yaml.safe_dump(_escape_dollars(config.effective()), sys.stdout, sort_keys=False)
         return 0
     return _serve(config)
+
+
+def _escape_dollars(node: Any) -> Any:
+    """Write ``$`` as ``$$`` so that loading the printed config gives back the same values."""
+    if isinstance(node, dict):
+        return {key: _escape_dollars(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_escape_dollars(value) for value in node]
+    if isinstance(node, str):
+        return node.replace("$", "$$")
+    return node
 
 
 def _components() -> int:

@@ -26,16 +26,17 @@ _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id"
 
 def parse(data: bytes | str, message: Message) -> None:
     """Fill ``message`` from OTLP/JSON text; raise :class:`InvalidDataError` on bad input."""
+    # RecursionError: deeply nested input is the client's fault (400), not ours (500).
     try:
         tree = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidDataError(f"malformed JSON: {exc}") from None
     if not isinstance(tree, dict):
         raise InvalidDataError("malformed JSON: the request must be a JSON object")
-    _ids_hex_to_base64(tree)
     try:
+        _ids_hex_to_base64(tree)
         json_format.ParseDict(tree, message, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise InvalidDataError(f"invalid OTLP/JSON: {exc}") from None
 
 

@@ -18,7 +18,9 @@ def gateway(sink: Sink) -> dict[str, object]:
         "receivers": {"otlp": {"protocols": {"grpc": None, "http": None}}},
         "processors": {"batch": {"timeout": "50ms"}},
         "exporters": {"otlp": {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}}},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["otlp"]}}},
+        "service": {
+            "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["otlp"]}}
+        },
     }
 
 

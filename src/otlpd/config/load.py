@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from otlpd.component import ComponentID, Factory, Kind
 from otlpd.config import defaults
 from otlpd.config.env import MissingVariables, substitute
-from otlpd.config.service import ServiceConfig
+from otlpd.config.service import PipelineConfig, ServiceConfig
 from otlpd.pdata import Signal
 
 _SECTIONS = ("receivers", "processors", "exporters", "extensions", "connectors", "service")
@@ -60,10 +60,18 @@ class Config:
         return self.components[kind][id]
 
     def effective(self) -> dict[str, Any]:
-        """The config as otlpd runs it: defaults filled in, secrets redacted."""
+        """The config as otlpd runs it: defaults filled in, secrets redacted.
+
+        Unset optional sections are left out rather than written as null: for
+        the Collector (and otlpd) ``http: null`` under ``protocols`` *enables*
+        HTTP, so printing the null would change the config when read back.
+        """
         out: dict[str, Any] = {}
         for kind in (Kind.RECEIVER, Kind.PROCESSOR, Kind.EXPORTER, Kind.EXTENSION):
-            section = {c.key: c.config.model_dump(mode="json") for c in self.components[kind].values()}
+            section = {
+                c.key: c.config.model_dump(mode="json", exclude_none=True)
+                for c in self.components[kind].values()
+            }
             if section:
                 out[kind.section] = section
         out["service"] = self.service.model_dump(mode="json")
@@ -145,6 +153,9 @@ def _validate(raw: Any, source: str) -> Config:
         errors.append("connectors: connectors are not supported by otlpd yet")
 
     components: dict[Kind, dict[ComponentID, ComponentConfig]] = {k: {} for k in Kind}
+    # Defined, but with an error already reported: references to these are not
+    # reported again as "not defined", which would send the user looking for a typo.
+    invalid: set[tuple[Kind, ComponentID]] = set()
     for kind in Kind:
         section = raw.get(kind.section) or {}
         if not isinstance(section, dict):
@@ -167,6 +178,7 @@ def _validate(raw: Any, source: str) -> Config:
                 model = factory.config.model_validate(body or {})
             except ValidationError as exc:
                 errors.extend(pydantic_errors(path, exc))
+                invalid.add((kind, cid))
                 continue
             if cid in components[kind]:
                 errors.append(f"{path}: duplicates {components[kind][cid].key}")
@@ -178,11 +190,13 @@ def _validate(raw: Any, source: str) -> Config:
         service = ServiceConfig.model_validate(service_raw)
     except ValidationError as exc:
         errors.extend(pydantic_errors("service", exc))
+        # Still check the pipelines that parse, so every error is printed at once.
+        _pipelines(_parsable_pipelines(service_raw), components, invalid, errors, required=False)
         raise ConfigError(errors) from None
 
-    pipelines = _pipelines(service, components, errors)
+    pipelines = _pipelines(service.pipelines, components, invalid, errors)
     for i, ext in enumerate(service.extensions):
-        _resolve(ext, Kind.EXTENSION, components, f"service::extensions::{i}", errors)
+        _resolve(ext, Kind.EXTENSION, components, invalid, f"service::extensions::{i}", errors)
     if errors:
         raise ConfigError(errors)
     return Config(components, service, pipelines, source)
@@ -192,6 +206,7 @@ def _resolve(
     text: str,
     kind: Kind,
     components: dict[Kind, dict[ComponentID, ComponentConfig]],
+    invalid: set[tuple[Kind, ComponentID]],
     path: str,
     errors: list[str],
 ) -> ComponentID | None:
@@ -206,20 +221,36 @@ def _resolve(
     if factory is not None:
         cid = ComponentID(factory.type, cid.name)
     if cid not in components[kind]:
-        errors.append(f'{path}: {kind.value} "{text}" is not defined')
+        if (kind, cid) not in invalid:
+            errors.append(f'{path}: {kind.value} "{text}" is not defined')
         return None
     return cid
 
 
+def _parsable_pipelines(service_raw: Any) -> dict[str, PipelineConfig]:
+    """The pipelines of an invalid ``service`` section that are themselves valid."""
+    raw = service_raw.get("pipelines") if isinstance(service_raw, dict) else None
+    out = {}
+    for name, spec in (raw if isinstance(raw, dict) else {}).items():
+        try:
+            out[str(name)] = PipelineConfig.model_validate(spec or {})
+        except ValidationError:
+            continue  # already reported
+    return out
+
+
 def _pipelines(
-    service: ServiceConfig,
+    specs: dict[str, PipelineConfig],
     components: dict[Kind, dict[ComponentID, ComponentConfig]],
+    invalid: set[tuple[Kind, ComponentID]],
     errors: list[str],
+    *,
+    required: bool = True,
 ) -> list[Pipeline]:
-    if not service.pipelines:
+    if required and not specs:
         errors.append("service::pipelines: at least one pipeline must be configured")
     out = []
-    for name, spec in service.pipelines.items():
+    for name, spec in specs.items():
         path = f"service::pipelines::{name}"
         signal_name = name.partition("/")[0]
         try:
@@ -238,7 +269,7 @@ def _pipelines(
                 errors.append(f"{path}: must have at least one {kind.value}")
             seen: set[ComponentID] = set()
             for item in items:
-                cid = _resolve(item, kind, components, path, errors)
+                cid = _resolve(item, kind, components, invalid, path, errors)
                 if cid is None:
                     continue
                 if cid in seen:

@@ -68,7 +68,14 @@ class Service:
         return ready, body
 
     async def start(self) -> None:
-        await self.server.start()
+        try:
+            await self.server.start()
+        except (OSError, ValueError) as exc:  # port in use, bad endpoint: a log line, not a traceback
+            endpoint = self.config.service.http.endpoint
+            log.error("http server failed to start", extra={"endpoint": endpoint, "error": str(exc)})
+            await self.server.stop()
+            self.state = State.STOPPED
+            raise StartError(f"http server on {endpoint} failed to start: {exc}") from exc
         for node in self.graph.nodes:
             try:
                 await node.component.start()

@@ -7,6 +7,7 @@ a stalled log shipper) never blocks the event loop. Fields passed with
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import logging.handlers
@@ -31,7 +32,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         event.update(_fields(record))
-        if record.exc_text:  # QueueHandler has already rendered exc_info into exc_text
+        if record.exc_text:  # _QueueHandler has rendered exc_info into exc_text
             event["exception"] = record.exc_text
         return json.dumps(event, default=str, ensure_ascii=False)
 
@@ -46,6 +47,27 @@ class TextFormatter(logging.Formatter):
         if record.exc_text:
             line += "\n" + record.exc_text
         return line
+
+
+class _QueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the listener thread with the message and traceback rendered.
+
+    The stock ``prepare`` formats the record with a default formatter, which
+    appends the traceback to ``msg`` and clears ``exc_text``: the JSON event
+    would then have the traceback in ``msg`` and no ``exception`` field.
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        record.message = record.msg = record.getMessage()
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _EXC_FORMATTER.formatException(record.exc_info)
+        record.exc_info = None
+        return record
+
+
+_EXC_FORMATTER = logging.Formatter()
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -66,7 +88,7 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     _listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
     _listener.start()
     root = logging.getLogger("otlpd")
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.handlers[:] = [_QueueHandler(records)]
     root.setLevel(_level(level))
     root.propagate = False
 

@@ -48,7 +48,10 @@ class TelemetryServer:
 
     async def _live(self, request: web.Request) -> web.Response:
         _, body = self._health()
-        return web.json_response({"status": "alive", "state": body["state"]})
+        # Alive while the process runs, also while draining; components are listed for humans.
+        return web.json_response(
+            {"status": "alive", "state": body["state"], "components": body["components"]}
+        )
 
     async def _ready(self, request: web.Request) -> web.Response:
         ready, body = self._health()

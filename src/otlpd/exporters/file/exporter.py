@@ -9,6 +9,7 @@ a lock keeps lines whole when several signals write to one file. With
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
 import threading
@@ -30,6 +31,7 @@ class FileExporter:
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self._last_flush = 0.0
+        self._flusher: asyncio.Task[None] | None = None
         self._id = str(settings.id)
         self._sent = settings.metrics.exporter_sent
         self._dropped = settings.metrics.exporter_dropped
@@ -39,6 +41,21 @@ class FileExporter:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._open)
+        if self._cfg.flush_interval > 0:
+            self._flusher = asyncio.create_task(self._flush_every_interval(), name=f"{self._id}-flush")
+
+    async def _flush_every_interval(self) -> None:
+        """Writes flush only when they come; this flushes what the last ones left buffered."""
+        while True:
+            await asyncio.sleep(self._cfg.flush_interval)
+            with contextlib.suppress(OSError):  # a failing disk fails the next write, which counts it
+                await asyncio.to_thread(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+                self._last_flush = time.monotonic()
 
     def _open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,12 +93,12 @@ class FileExporter:
         assert self._file is not None
         assert self._cfg.rotation is not None
         self._file.close()
-        stamp = time.strftime(
-            "%Y-%m-%dT%H-%M-%S", time.localtime() if self._cfg.rotation.localtime else time.gmtime()
-        )
-        backup = self._path.with_name(
-            f"{self._path.stem}-{stamp}-{time.monotonic_ns() % 1000000:06d}{self._path.suffix}"
-        )
+        # One clock reading, to the microsecond: backup names sort in the order they were made,
+        # which is how the oldest are found below.
+        seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+        when = time.localtime(seconds) if self._cfg.rotation.localtime else time.gmtime(seconds)
+        stamp = time.strftime("%Y-%m-%dT%H-%M-%S", when) + f".{nanos // 1000:06d}"
+        backup = self._path.with_name(f"{self._path.stem}-{stamp}{self._path.suffix}")
         os.replace(self._path, backup)
         backups = sorted(self._path.parent.glob(f"{self._path.stem}-*{self._path.suffix}"))
         keep = self._cfg.rotation.max_backups
@@ -90,6 +107,9 @@ class FileExporter:
         self._file = open(self._path, "wb")  # noqa: SIM115
 
     async def shutdown(self, deadline: float) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
         await asyncio.to_thread(self._close)
 
     def _close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -59,7 +60,10 @@ class QueuedRetrySender:
         self._queue: collections.deque[Payload] = collections.deque()
         self._not_empty = asyncio.Condition()
         self._not_full = asyncio.Condition()
+        # Keyed by send, not by payload: the same Payload object can be queued twice
+        # (a batch retried after a fan-out partner refused it) and be in flight twice.
         self._inflight: dict[int, Payload] = {}
+        self._sends = itertools.count()
         self._workers: list[asyncio.Task[None]] = []
         self._closing = asyncio.Event()
         self._idle = asyncio.Event()  # set when nothing is queued or in flight
@@ -118,15 +122,16 @@ class QueuedRetrySender:
             async with self._not_empty:
                 await self._not_empty.wait_for(lambda: bool(self._queue))
                 payload = self._queue.popleft()
+                key = next(self._sends)
+                self._inflight[key] = payload
             async with self._not_full:
                 self._not_full.notify()
-            self._inflight[id(payload)] = payload
-            try:
-                error = await self._deliver(payload)
-            finally:
-                self._inflight.pop(id(payload), None)
-                if not self._queue and not self._inflight:
-                    self._idle.set()
+            # Only cancellation escapes _deliver; the payload then stays in _inflight
+            # so that shutdown counts it as lost.
+            error = await self._deliver(payload)
+            del self._inflight[key]
+            if not self._queue and not self._inflight:
+                self._idle.set()
             if error is not None:
                 reason = "permanent" if isinstance(error, PermanentError) else "retries_exhausted"
                 if self._closing.is_set() and not isinstance(error, PermanentError):
@@ -197,14 +202,26 @@ class QueuedRetrySender:
         remaining = max(0.0, deadline - asyncio.get_running_loop().time())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), remaining)
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await _cancel_all(self._workers)
         lost = sum(p.items for p in self._queue) + sum(p.items for p in self._inflight.values())
         self._queue.clear()
         self._inflight.clear()
         if lost:
             self._drop(lost, "shutdown", "shutdown deadline reached before delivery")
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until every one has stopped.
+
+    On Python 3.11 ``asyncio.wait_for`` swallows a cancellation that arrives just
+    as its inner future completes, so a single ``cancel()`` can leave a worker
+    running (and shutdown waiting for it forever): cancel until they are done.
+    """
+    while pending := [t for t in tasks if not t.done()]:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.05)
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _error_kind(error: OtlpdError) -> str:

@@ -97,12 +97,14 @@ class BatchProcessor:
         while self._buffer:
             head = self._buffer[0]
             if limit and count + head.items > limit:
-                if count == 0:
-                    pieces = split(head, limit)
+                if count:
+                    break
+                pieces = split(head, limit)
+                if len(pieces) > 1:
                     self._buffer.popleft()
                     self._buffer.extendleft(reversed(pieces))
                     continue
-                break
+                # one metric alone has more points than the limit: it cannot be cut, send it alone
             taken.append(self._buffer.popleft())
             count += head.items
         self._items -= count

@@ -1,12 +1,12 @@
 """Request bodies in gzip, deflate (zlib or raw) and zstd, bounded *while* inflating.
 
-Output never exceeds ``limit + 1`` bytes in memory, whatever the compression
-ratio, so a gzip bomb costs at most the limit, not its inflated size.
+Output never exceeds ``limit + 1`` bytes (zstd: the limit plus at most ~2 MiB)
+in memory, whatever the compression ratio, so a bomb costs about the limit,
+not its inflated size. A truncated body is an error, never a silent prefix.
 """
 
 from __future__ import annotations
 
-import io
 import zlib
 
 import zstandard
@@ -70,14 +70,27 @@ def _zlib(body: bytes, wbits: int, limit: int) -> bytes:
 
 
 def _zstd(body: bytes, limit: int) -> bytes:
+    # A zstd block inflates to at most 128 KiB and takes at least 4 bytes, so feeding
+    # the input in steps of ``remaining / 32 KiB`` bytes keeps each step's output
+    # near the remaining budget. Unlike a stream reader, a decompression object
+    # says whether the frame ended, so a truncated body is an error, not a prefix.
+    out = bytearray()
+    view = memoryview(body)
+    pos = 0
+    dctx = zstandard.ZstdDecompressor()
     try:
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body), read_across_frames=True)
-        out = bytearray()
-        while len(out) <= limit:
-            chunk = reader.read(min(_CHUNK, limit + 1 - len(out)))
-            if not chunk:
-                break
-            out += chunk
-        return bytes(out)
+        while pos < len(view):
+            frame = dctx.decompressobj()
+            while not frame.eof:
+                if pos >= len(view):
+                    raise InvalidDataError("truncated zstd body")
+                step = max(64, min(_CHUNK, (limit + 1 - len(out)) >> 15))
+                chunk = view[pos : pos + step]
+                pos += len(chunk)
+                out += frame.decompress(chunk)
+                if len(out) > limit:
+                    return bytes(out)
+            pos -= len(frame.unused_data)  # several frames may follow each other
     except zstandard.ZstdError as exc:
         raise InvalidDataError(f"invalid zstd body: {exc}") from None
+    return bytes(out)

@@ -71,10 +71,11 @@ class HttpServer:
         if request.method != "POST":
             headers["Allow"] = "POST"
             return _text(405, "405 method not allowed, supported: [POST]", headers)
+        started = time.perf_counter()
         content_type = request.content_type
         if content_type not in (PROTOBUF, JSON):
+            self._core.record(signal, TRANSPORT, "415", time.perf_counter() - started)
             return _text(415, f"415 unsupported media type, supported: [{JSON}, {PROTOBUF}]", headers)
-        started = time.perf_counter()
         is_json = content_type == JSON
         try:
             encoding = request.headers.get("Content-Encoding", "").strip().lower()
