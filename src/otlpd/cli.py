@@ -89,7 +89,7 @@ def _components() -> int:
         for f in factories:
             aliases = f" (alias: {', '.join(f.aliases)})" if f.aliases else ""
             signals = ", ".join(s.value for s in sorted(f.signals, key=lambda s: s.value))
-            print(f"  {f.type}{aliases}: {f.description} [{signals}]")
+            print(f"  {f.type}{aliases}: {f.description}" + (f" [{signals}]" if signals else ""))
     return 0
 
 

@@ -80,6 +80,14 @@ class BaseComponent:
         return None
 
 
+class Host(Protocol):
+    """What the running service offers its components."""
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, JSON-able status body), as served on ``/health/ready``."""
+        ...
+
+
 @dataclass
 class Settings:
     """What every component is built with."""
@@ -95,7 +103,7 @@ class Factory:
 
     ``create`` takes the settings plus, by kind: receivers a mapping of signal
     to consumer; processors the signal and next consumer; exporters nothing
-    (one exporter instance serves all its signals); extensions nothing.
+    (one exporter instance serves all its signals); extensions the :class:`Host`.
     """
 
     type: str

@@ -141,8 +141,8 @@ def test_an_invalid_component_is_not_also_reported_as_undefined(tmp_path: Path) 
         ),
         ({"connectors": {"spanmetrics": {}}}, "connectors: connectors are not supported"),
         (
-            {"extensions": {"health_check": {}}},
-            'extensions::health_check: unknown extension type "health_check"',
+            {"extensions": {"zpages": {}}},
+            'extensions::zpages: unknown extension type "zpages" (known: health_check)',
         ),
         ({"exporter": {}}, "exporter: unknown top-level section"),
     ],

@@ -117,6 +117,8 @@ async def test_lines_reach_the_disk_within_the_flush_interval(tmp_path: Path) ->
 
 async def test_rotation_keeps_max_backups_of_the_newest_data(tmp_path: Path) -> None:
     path = tmp_path / "otlp.json"
+    neighbour = tmp_path / "otlp-1.json"  # not a backup: another file that happens to look alike
+    neighbour.write_text("{}\n")
     cfg = {"path": str(path), "rotation": {"max_megabytes": 1, "max_backups": 2}}
     exporter, consumers = await start(cfg)
     for i in range(26):  # ~300 KB each: a rotation every 4 requests, 6 in all
@@ -125,6 +127,7 @@ async def test_rotation_keeps_max_backups_of_the_newest_data(tmp_path: Path) -> 
         )
     await stop(exporter)
     files = listing(tmp_path)
+    assert files.pop(neighbour) == 3
     backups = [f for f in files if f != path]
     assert len(backups) == 2, files
     assert all(f.name.startswith("otlp-") and f.suffix == ".json" for f in backups)
@@ -133,6 +136,25 @@ async def test_rotation_keeps_max_backups_of_the_newest_data(tmp_path: Path) -> 
     kept = sorted(m.resource_spans[0].scope_spans[0].spans[0].name for f in files for _, m in parse_lines(f))
     # the four oldest backups went; the two newest and the current file stay
     assert kept == [f"r{i:02d}-0" for i in range(16, 26)]
+
+
+async def test_rotation_removes_backups_older_than_max_days(tmp_path: Path) -> None:
+    import os
+    import time
+
+    path = tmp_path / "otlp.json"
+    old = tmp_path / "otlp-2020-01-01T00-00-00.000000.json"  # a backup from an earlier run
+    old.write_text("{}\n")
+    week_ago = time.time() - 7 * 86400
+    os.utime(old, (week_ago, week_ago))
+    cfg = {"path": str(path), "rotation": {"max_megabytes": 1, "max_backups": 10, "max_days": 3}}
+    exporter, consumers = await start(cfg)
+    for i in range(5):  # ~300 KB each: one rotation
+        await consumers[Signal.TRACES].consume(payload(Signal.TRACES, traces(1, f"d{i}", attr_bytes=300_000)))
+    await stop(exporter)
+    backups = [f for f in listing(tmp_path) if f != path]
+    assert old not in backups  # older than max_days: removed although max_backups allows it
+    assert len(backups) == 1
 
 
 async def test_a_write_error_is_permanent_and_counted() -> None:

@@ -222,3 +222,19 @@ def test_urls_per_signal() -> None:
     assert c.url(Signal.LOGS) == "https://otlp.example.com/base/v1/logs"
     assert c.url(Signal.METRICS) == "https://m.example.com/ingest"
     assert c.timeout == 30.0
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "deflate"])
+async def test_the_shared_sink_peer_inflates_every_compression(sink: Sink, compression: str) -> None:
+    """The Sink other suites rely on must take what otlphttp sends, zstd included."""
+    component = build_exporter(
+        "otlphttp", {"endpoint": sink.http_endpoint, "compression": compression}, Metrics()
+    )
+    consumer = component.consumer(Signal.LOGS)
+    await component.start()
+    try:
+        await consumer.consume(payload(Signal.LOGS, logs(4)))
+        assert await wait_for(lambda: sink.state.items(Signal.LOGS) == 4)
+    finally:
+        await component.shutdown(0)
+    assert sink.state.received[0].headers["Content-Encoding"] == compression

@@ -52,8 +52,12 @@ def config_file(tmp_path: Path, out: Path, *, batch_timeout: str = "10s") -> Pat
 def build(config: Config) -> Graph:
     """Components bind to the running loop, so the graph is built inside one."""
 
+    class NoHost:
+        def health(self) -> tuple[bool, dict[str, object]]:
+            return True, {}
+
     async def inside() -> Graph:
-        return Graph(config, Metrics())
+        return Graph(config, Metrics(), NoHost())
 
     return asyncio.run(inside())
 

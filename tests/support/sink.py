@@ -131,7 +131,8 @@ class Sink:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for signal in Signal:
             app.router.add_post(f"/v1/{signal.value}", self._http_handler(signal))
-        self._runner = web.AppRunner(app, access_log=None)
+        # auto_decompress off: aiohttp cannot inflate zstd, so the handler inflates everything
+        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -176,11 +177,7 @@ class Sink:
                 if failure.retry_after is not None:
                     headers["Retry-After"] = str(int(failure.retry_after))
                 return web.Response(status=failure.http_status, text="sink told to fail", headers=headers)
-            body = await request.read()  # aiohttp inflates gzip/deflate itself
-            if request.headers.get("Content-Encoding") == "zstd":
-                import zstandard
-
-                body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
+            body = _inflate(request.headers.get("Content-Encoding", ""), await request.read())
             if request.content_type == "application/json":
                 m = signal.request_type()
                 otlpjson.parse(body, m)
@@ -191,3 +188,20 @@ class Sink:
             return web.Response(body=b"", content_type="application/x-protobuf")
 
         return export
+
+
+def _inflate(encoding: str, body: bytes) -> bytes:
+    import zlib
+
+    import zstandard
+
+    if encoding == "gzip":
+        return zlib.decompress(body, zlib.MAX_WBITS | 16)
+    if encoding == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    if encoding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    return body

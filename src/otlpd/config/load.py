@@ -54,6 +54,7 @@ class Config:
     service: ServiceConfig
     pipelines: list[Pipeline]
     source: str  # the file, or "built-in default"
+    extensions: list[ComponentID] = field(default_factory=list)  # service.extensions, resolved
     warnings: list[str] = field(default_factory=list)
 
     def component(self, kind: Kind, id: ComponentID) -> ComponentConfig:
@@ -195,11 +196,14 @@ def _validate(raw: Any, source: str) -> Config:
         raise ConfigError(errors) from None
 
     pipelines = _pipelines(service.pipelines, components, invalid, errors)
+    extensions = []
     for i, ext in enumerate(service.extensions):
-        _resolve(ext, Kind.EXTENSION, components, invalid, f"service::extensions::{i}", errors)
+        xid = _resolve(ext, Kind.EXTENSION, components, invalid, f"service::extensions::{i}", errors)
+        if xid is not None:
+            extensions.append(xid)
     if errors:
         raise ConfigError(errors)
-    return Config(components, service, pipelines, source)
+    return Config(components, service, pipelines, source, extensions)
 
 
 def _resolve(

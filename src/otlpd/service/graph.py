@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from otlpd.component import ComponentID, Consumer, Kind, Settings
+from otlpd.component import ComponentID, Consumer, Host, Kind, Settings
 from otlpd.config.load import Config
 from otlpd.pdata import Signal
 from otlpd.service.fanout import fan
@@ -38,8 +38,11 @@ class Node:
 
 
 class Graph:
-    def __init__(self, config: Config, metrics: Metrics) -> None:
-        self.nodes: list[Node] = []  # downstream first
+    def __init__(self, config: Config, metrics: Metrics, host: Host) -> None:
+        self.nodes: list[Node] = []  # downstream first; extensions before everything
+        for xid in config.extensions:
+            extension = self._create(config, metrics, Kind.EXTENSION, xid, host)
+            self.nodes.append(Node(Kind.EXTENSION, xid, None, extension))
         exporters: dict[ComponentID, Any] = {}
         entries: dict[tuple[ComponentID, Signal], list[Consumer]] = {}
         for pipeline in config.pipelines:

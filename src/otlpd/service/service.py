@@ -37,7 +37,7 @@ class Service:
         self.config = config
         self.metrics = metrics or Metrics()
         self.metrics.build_info.labels(__version__).set(1)
-        self.graph = Graph(config, self.metrics)
+        self.graph = Graph(config, self.metrics, self)
         self.state = State.STARTING
         self.status: dict[str, str] = {n.key: "starting" for n in self.graph.nodes}
         self.server = TelemetryServer(config.service.http.endpoint, self.metrics, self.health)
@@ -96,7 +96,7 @@ class Service:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.service.shutdown_timeout
         log.info("shutting down", extra={"timeout_s": self.config.service.shutdown_timeout})
-        for kind in (Kind.RECEIVER, Kind.PROCESSOR, Kind.EXPORTER):
+        for kind in (Kind.RECEIVER, Kind.PROCESSOR, Kind.EXPORTER, Kind.EXTENSION):
             nodes = [n for n in reversed(self.graph.nodes) if n.kind is kind]
             await self._stop_nodes(nodes, deadline, sequential=kind is Kind.PROCESSOR)
         await self.server.stop()

@@ -100,9 +100,16 @@ class FileExporter:
         stamp = time.strftime("%Y-%m-%dT%H-%M-%S", when) + f".{nanos // 1000:06d}"
         backup = self._path.with_name(f"{self._path.stem}-{stamp}{self._path.suffix}")
         os.replace(self._path, backup)
-        backups = sorted(self._path.parent.glob(f"{self._path.stem}-*{self._path.suffix}"))
+        # only our backups, not a neighbour such as otlp-1.json beside otlp.json
+        date = "[0-9]" * 4 + "-" + "[0-9]" * 2 + "-" + "[0-9]" * 2 + "T"
+        backups = sorted(self._path.parent.glob(f"{self._path.stem}-{date}*{self._path.suffix}"))
         keep = self._cfg.rotation.max_backups
-        for old in backups[: max(0, len(backups) - keep)] if keep else []:
+        expired = backups[: max(0, len(backups) - keep)] if keep else []
+        max_days = self._cfg.rotation.max_days
+        if max_days:
+            cutoff = time.time() - max_days * 86400
+            expired += [b for b in backups if b not in expired and _mtime(b) < cutoff]
+        for old in expired:
             old.unlink(missing_ok=True)
         self._file = open(self._path, "wb")  # noqa: SIM115
 
@@ -127,3 +134,10 @@ class _SignalConsumer:
 
     async def consume(self, payload: Payload) -> None:
         await self._exporter.write(payload)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return float("inf")  # already gone: nothing to remove
