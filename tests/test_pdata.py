@@ -66,7 +66,7 @@ def test_decode_and_invalid_bytes() -> None:
 def test_payload_decodes_lazily_and_releases() -> None:
     sent = logs("a")
     payload = Payload(Signal.LOGS, sent.SerializeToString(), 3)
-    assert len(payload) == sent.ByteSize()
+    assert len(payload.data) == sent.ByteSize()
     assert payload.message == sent
     payload.release()
     assert payload.message == sent  # decoded again on demand

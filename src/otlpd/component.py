@@ -11,8 +11,8 @@ from __future__ import annotations
 import builtins
 import enum
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
@@ -95,6 +95,7 @@ class Settings:
     id: ComponentID
     config: Any
     metrics: Metrics
+    pipeline: str = ""  # processors are built once per pipeline
 
 
 @dataclass(frozen=True)
@@ -113,4 +114,5 @@ class Factory:
     create: Callable[..., Any]
     aliases: tuple[str, ...] = ()
     description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    check_signal: Callable[[Any, Signal], str | None] | None = None
+    """Why this configured component cannot serve a signal it is wired to, or None."""

@@ -77,7 +77,7 @@ _ITEM_NAME = {Signal.TRACES: "spans", Signal.METRICS: "data_points", Signal.LOGS
 class Payload:
     """One export request: serialized bytes, item count, and a lazily decoded message."""
 
-    __slots__ = ("_message", "data", "items", "signal")
+    __slots__ = ("__weakref__", "_message", "data", "items", "signal")
 
     def __init__(
         self,
@@ -106,9 +106,6 @@ class Payload:
         """Drop the decoded message so only the compact bytes are retained."""
         self._message = None
 
-    def __len__(self) -> int:
-        return len(self.data)
-
     def __repr__(self) -> str:
         return f"Payload({self.signal.value}, {self.items} items, {len(self.data)} bytes)"
 
@@ -129,14 +126,7 @@ def count_items(signal: Signal, message: ExportRequest) -> int:
     if isinstance(message, logs_svc.ExportLogsServiceRequest):
         return sum(len(sl.log_records) for rl in message.resource_logs for sl in rl.scope_logs)
     assert isinstance(message, metrics_svc.ExportMetricsServiceRequest)
-    total = 0
-    for rm in message.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                kind = metric.WhichOneof("data")
-                if kind is not None:
-                    total += len(getattr(metric, kind).data_points)
-    return total
+    return sum(_weight(m) for rm in message.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
 
 
 def concat(payloads: Sequence[Payload]) -> Payload:

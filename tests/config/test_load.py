@@ -355,3 +355,46 @@ def test_effective_config_keeps_absent_protocols_absent(tmp_path: Path) -> None:
     assert list(effective["receivers"]["otlp"]["protocols"]) == ["grpc"]
     again = load(write(tmp_path, effective), environ={})
     assert again.component(Kind.RECEIVER, ComponentID("otlp")).config.protocols.http is None
+
+
+def test_values_that_would_break_serve_fail_validation(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        """
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: localhost}
+      http: {endpoint: "127.0.0.1:4318", max_request_body_size: 0}
+exporters:
+  otlp: {endpoint: "x:4317", timeout: -5s}
+  otlphttp: {traces_endpoint: "http://x:4318/v1/traces"}
+service:
+  shutdown_timeout: -1s
+  pipelines:
+    metrics: {receivers: [otlp], exporters: [otlphttp]}
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load(path, {})
+    assert set(info.value.errors) == {
+        "receivers::otlp::protocols::grpc::endpoint: endpoint 'localhost' must be host:port",
+        "exporters::otlp::timeout: duration '-5s' must not be negative",
+        "service::shutdown_timeout: duration '-1s' must not be negative",
+        'service::pipelines::metrics: exporter "otlphttp" has neither endpoint nor metrics_endpoint,'
+        " so it cannot send metrics",
+    }
+
+
+def test_max_request_body_size_zero_means_the_collector_default(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        """
+receivers: {otlp: {protocols: {http: {max_request_body_size: 0}}}}
+exporters: {debug: {}}
+service: {pipelines: {logs: {receivers: [otlp], exporters: [debug]}}}
+"""
+    )
+    config = load(path, {})
+    receiver = next(iter(config.components[Kind.RECEIVER].values())).config
+    assert receiver.protocols.http.max_request_body_size == 20 * 1024 * 1024

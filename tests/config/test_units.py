@@ -20,7 +20,6 @@ from otlpd.config.units import format_duration, parse_duration, parse_size
         ("250us", 0.00025),
         ("250µs", 0.00025),
         ("100ns", 1e-7),
-        ("-2s", -2.0),
         ("0", 0.0),
         (0, 0.0),
         (" 5s ", 5.0),
@@ -30,7 +29,7 @@ def test_parse_duration(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("bad", ["5", 5, 1.5, "5x", "s", "", "1m 30s", "5 s", "1d", True, None, [1]])
+@pytest.mark.parametrize("bad", ["5", 5, 1.5, "5x", "s", "", "1m 30s", "5 s", "1d", "-2s", True, None, [1]])
 def test_bad_durations_are_refused(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)

@@ -162,7 +162,42 @@ async def test_a_write_error_is_permanent_and_counted() -> None:
     exporter, consumers = await start({"path": "/dev/full", "append": True, "flush_interval": "0s"}, m)
     with pytest.raises(PermanentError):
         await consumers[Signal.LOGS].consume(payload(Signal.LOGS, logs(3)))
-    assert metric(m, "otlpd_exporter_dropped_items_total", exporter="file", reason="permanent") == 3
+    # the caller that gives up counts the loss (once); the exporter counts its failed attempt
+    assert metric(m, "otlpd_exporter_dropped_items_total", exporter="file") == 0
+    assert metric(m, "otlpd_exporter_send_failed_requests_total", exporter="file", error="permanent") == 1
     assert metric(m, "otlpd_exporter_sent_items_total", exporter="file") == 0
     with contextlib.suppress(OSError):  # the bytes still buffered cannot be flushed either
         await stop(exporter)
+
+
+async def test_a_failed_rotation_does_not_break_the_exporter_or_lose_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from otlpd.exporters.file import exporter as file_exporter
+
+    path = tmp_path / "otlp.json"
+    cfg = {"path": str(path), "rotation": {"max_megabytes": 1, "max_backups": 2}}
+    exporter, consumers = await start(cfg)
+    consumer = consumers[Signal.TRACES]
+
+    def refuse(src: object, dst: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    real_replace = os.replace  # file_exporter.os *is* os: keep the original to put it back
+    monkeypatch.setattr(file_exporter.os, "replace", refuse)  # the disk refuses the rename
+    for i in range(3):  # ~300 KB each; the fourth write crosses 1 MB and tries to rotate
+        await consumer.consume(payload(Signal.TRACES, traces(1, f"x{i}", attr_bytes=300_000)))
+    # the record is written even though the rotation after it fails: no error, no loss
+    await consumer.consume(payload(Signal.TRACES, traces(1, "x3", attr_bytes=300_000)))
+    assert len(listing(tmp_path)) == 1  # not rotated
+    monkeypatch.setattr(file_exporter.os, "replace", real_replace)
+    await consumer.consume(payload(Signal.TRACES, traces(1, "after")))
+    await stop(exporter)
+    names = {
+        m.resource_spans[0].scope_spans[0].spans[0].name for f in listing(tmp_path) for _, m in parse_lines(f)
+    }
+    assert "after-0" in names
+    assert len(listing(tmp_path)) == 2  # rotated on the next write, once the rename worked again
+    assert {"x0-0", "x1-0", "x2-0", "x3-0"} <= names  # nothing written before the failure was lost

@@ -215,3 +215,22 @@ def test_collector_defaults() -> None:
     )
     r = c.retry_on_failure
     assert (r.enabled, r.initial_interval, r.max_interval, r.max_elapsed_time) == (True, 5.0, 30.0, 300.0)
+
+
+@pytest.mark.parametrize("claimed", [50, -3])
+async def test_a_bogus_partial_success_count_is_clamped_and_workers_survive(claimed: int) -> None:
+    """The rejected count comes from the peer: it must not break metrics or kill a worker."""
+    async with partial_peer(rejected=claimed) as peer:
+        cfg = {
+            "endpoint": f"127.0.0.1:{peer.grpc_port}",
+            "tls": {"insecure": True},
+            "sending_queue": {"num_consumers": 1, "queue_size": 2},
+        }
+        async with running("otlp", cfg) as r:
+            for _ in range(4):  # more than the queue holds: only a live worker can take them all
+                await r.consumer.consume(payload(Signal.TRACES, traces(5)))
+                assert await wait_for(lambda: r.m("otlpd_exporter_queue_size") == 0)
+            assert await wait_for(lambda: len(peer.requests) == 4)
+    rejected = min(max(claimed, 0), 5)
+    assert r.m(DROPPED, reason="rejected") == 4 * rejected
+    assert r.m(SENT) == 4 * (5 - rejected)

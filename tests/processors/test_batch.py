@@ -310,3 +310,24 @@ async def test_batch_config_validation() -> None:
         factory.config.model_validate({"send_batch_size": 10, "send_batch_max_size": 5})
     cfg: Any = factory.config.model_validate({})
     assert (cfg.send_batch_size, cfg.send_batch_max_size, cfg.timeout) == (8192, 0, 0.2)
+
+
+async def test_two_pipelines_sharing_a_batch_id_keep_separate_metrics() -> None:
+    """Processors are per pipeline; so are their metrics (labels include the pipeline)."""
+    m = Metrics()
+    factory = registry.lookup(Kind.PROCESSOR, "batch")
+    assert factory is not None
+    config = factory.config.model_validate({"timeout": "10s"})
+    built = [
+        BatchProcessor(Settings(ComponentID("batch"), config, m, name), Signal.TRACES, Recorder())
+        for name in ("traces/a", "traces/b")
+    ]
+    for p in built:
+        await p.start()
+    await built[0].consume(payload(Signal.TRACES, traces(5)))
+    await built[1].consume(payload(Signal.TRACES, traces(2)))
+    pending = "otlpd_processor_batch_pending_items"
+    assert metric(m, pending, pipeline="traces/a") == 5
+    assert metric(m, pending, pipeline="traces/b") == 2
+    for p in built:
+        await stop(p)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator
+
 
 def split_endpoint(endpoint: str) -> tuple[str, int]:
     host, sep, port = endpoint.rpartition(":")
@@ -9,3 +13,12 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
         raise ValueError(f"endpoint {endpoint!r} must be host:port")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
+
+
+def _check(value: str) -> str:
+    split_endpoint(value)
+    return value
+
+
+Endpoint = Annotated[str, AfterValidator(_check)]
+"""A ``host:port`` setting, checked when the config is loaded rather than at bind time."""

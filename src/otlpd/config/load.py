@@ -283,6 +283,10 @@ def _pipelines(
                 factory = components[kind][cid].factory
                 if signal not in factory.signals:
                     errors.append(f'{path}: {kind.value} "{item}" does not support {signal.value}')
+                elif factory.check_signal is not None:
+                    problem = factory.check_signal(components[kind][cid].config, signal)
+                    if problem:
+                        errors.append(f'{path}: {kind.value} "{item}" {problem}')
                 refs[kind].append(cid)
         out.append(Pipeline(name, signal, refs[Kind.RECEIVER], refs[Kind.PROCESSOR], refs[Kind.EXPORTER]))
     return out

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from otlpd.config.base import Strict
-from otlpd.config.endpoint import split_endpoint
+from otlpd.config.endpoint import Endpoint
 from otlpd.config.units import Duration
 
 
@@ -20,13 +20,7 @@ class PipelineConfig(Strict):
 class HttpConfig(Strict):
     """otlpd's own server: health, metrics, and later the query API and UI."""
 
-    endpoint: str = "0.0.0.0:8080"
-
-    @field_validator("endpoint")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        split_endpoint(value)  # raises ValueError with a message naming the endpoint
-        return value
+    endpoint: Endpoint = "0.0.0.0:8080"
 
 
 class LogsTelemetry(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import tempfile
 from pathlib import Path
 
 from pydantic import model_validator
@@ -42,16 +43,30 @@ class _Common(Strict):
         return None
 
     def ssl_context(self, purpose: ssl.Purpose) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(purpose)
+        if purpose is ssl.Purpose.SERVER_AUTH:
+            # ca_file / ca_pem replace the system roots (as in the Collector and gRPC), not add to them
+            ca = self.read(self.ca_file, self.ca_pem)
+            ctx = ssl.create_default_context(purpose, cadata=ca.decode() if ca else None)
+        else:
+            ctx = ssl.create_default_context(purpose)  # a server trusts only client_ca_file
         ctx.minimum_version = _VERSIONS[self.min_version]
         if self.max_version:
             ctx.maximum_version = _VERSIONS[self.max_version]
-        ca = self.read(self.ca_file, self.ca_pem)
-        if ca:
-            ctx.load_verify_locations(cadata=ca.decode())
-        if self.cert_file:
-            ctx.load_cert_chain(self.cert_file, self.key_file or None)
+        self._load_cert_chain(ctx)
         return ctx
+
+    def _load_cert_chain(self, ctx: ssl.SSLContext) -> None:
+        if not (self.cert_file or self.cert_pem):
+            return
+        if not (self.cert_pem or self.key_pem):
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+            return
+        # ssl loads a certificate chain only from files: write inline PEMs to a private (0700) temp dir
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+            cert.write_bytes(self.read(self.cert_file, self.cert_pem) or b"")
+            key.write_bytes(self.read(self.key_file, self.key_pem) or b"")
+            ctx.load_cert_chain(cert, key)
 
 
 class TLSClientConfig(_Common):

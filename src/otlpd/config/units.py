@@ -48,7 +48,9 @@ def parse_duration(value: Any) -> float:
         pos = match.end()
     if pos != len(body) or not body:
         raise ValueError(f"invalid duration {value!r}; expected e.g. 200ms, 5s, 1m30s")
-    return sign * total
+    if sign < 0 and total:
+        raise ValueError(f"duration {value!r} must not be negative")
+    return total
 
 
 def format_duration(seconds: float) -> str:

@@ -3,39 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
 
 from otlpd.component import Consumer
-from otlpd.errors import OtlpdError, PermanentError, RetryableError
+from otlpd.errors import RetryableError
 from otlpd.pdata import Payload
 
 
 class Fanout:
     """Delivers to every consumer concurrently; fails if any fails.
 
-    A retryable failure wins over a permanent one: the sender retries, and the
-    consumers that did accept see the data again (at-least-once, as in the
-    Collector).
+    A retryable failure wins over a permanent one, so the sender retries. When
+    it retries with the *same* payload object (the batch processor does), the
+    consumers that already took it are skipped: a healthy exporter never sees a
+    batch twice because its neighbour is down. A new request from a client is a
+    new object and goes to everyone (at-least-once, as in the Collector).
     """
 
     def __init__(self, consumers: Sequence[Consumer]) -> None:
         self._consumers = list(consumers)
+        self._delivered: weakref.WeakKeyDictionary[Payload, set[int]] = weakref.WeakKeyDictionary()
 
     async def consume(self, payload: Payload) -> None:
-        results = await asyncio.gather(*(c.consume(payload) for c in self._consumers), return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
+        done = self._delivered.get(payload, set())
+        targets = [i for i in range(len(self._consumers)) if i not in done]
+        results = await asyncio.gather(
+            *(self._consumers[i].consume(payload) for i in targets), return_exceptions=True
+        )
+        errors = []
+        for i, result in zip(targets, results, strict=True):
+            if isinstance(result, BaseException):
+                errors.append(result)
+            else:
+                done.add(i)
         if not errors:
+            self._delivered.pop(payload, None)
             return
-        for err in errors:
-            if isinstance(err, RetryableError):
-                raise err
-        for err in errors:
-            if isinstance(err, PermanentError):
-                raise err
-        err = errors[0]
-        if isinstance(err, OtlpdError):
-            raise err
-        raise err
+        self._delivered[payload] = done
+        raise next((e for e in errors if isinstance(e, RetryableError)), errors[0])
 
 
 def fan(consumers: Sequence[Consumer]) -> Consumer:

@@ -55,7 +55,9 @@ class Graph:
             consumer: Consumer = fan([exporters[e].consumer(pipeline.signal) for e in pipeline.exporters])
             chain: list[Node] = []
             for pid in reversed(pipeline.processors):
-                processor = self._create(config, metrics, Kind.PROCESSOR, pid, pipeline.signal, consumer)
+                processor = self._create(
+                    config, metrics, Kind.PROCESSOR, pid, pipeline.signal, consumer, pipeline=pipeline.name
+                )
                 chain.append(Node(Kind.PROCESSOR, pid, pipeline.name, processor))
                 consumer = processor
             processor_nodes.extend(chain)  # last processor of a pipeline first
@@ -69,9 +71,11 @@ class Graph:
             self.nodes.append(Node(Kind.RECEIVER, rid, None, receiver))
 
     @staticmethod
-    def _create(config: Config, metrics: Metrics, kind: Kind, cid: ComponentID, *args: Any) -> Any:
+    def _create(
+        config: Config, metrics: Metrics, kind: Kind, cid: ComponentID, *args: Any, pipeline: str = ""
+    ) -> Any:
         spec = config.component(kind, cid)
-        return spec.factory.create(Settings(cid, spec.config, metrics), *args)
+        return spec.factory.create(Settings(cid, spec.config, metrics, pipeline), *args)
 
     def of_kind(self, kind: Kind) -> Sequence[Node]:
         return [n for n in self.nodes if n.kind is kind]

@@ -72,21 +72,21 @@ class Metrics:
         )  # fmt: skip
         self.batch_send_size = Histogram(
             "otlpd_processor_batch_send_size", "Items per batch sent by the batch processor.",
-            ["processor", "signal"], buckets=_BATCH_BUCKETS, registry=registry,
+            ["processor", "pipeline", "signal"], buckets=_BATCH_BUCKETS, registry=registry,
         )  # fmt: skip
         self.batch_trigger = Counter(
             "otlpd_processor_batch_sends",
             "Batches sent, by what triggered the send (size, timeout, shutdown).",
-            ["processor", "signal", "trigger"], registry=registry,
+            ["processor", "pipeline", "signal", "trigger"], registry=registry,
         )  # fmt: skip
         self.processor_dropped = Counter(
             "otlpd_processor_dropped_items",
             "Items a processor lost because its consumer refused them for good.",
-            ["processor", "signal"], registry=registry,
+            ["processor", "pipeline", "signal"], registry=registry,
         )  # fmt: skip
         self.pending_items = Gauge(
             "otlpd_processor_batch_pending_items", "Items buffered in a batch processor.",
-            ["processor", "signal"], registry=registry,
+            ["processor", "pipeline", "signal"], registry=registry,
         )  # fmt: skip
         self.component_up = Gauge(
             "otlpd_component_up", "1 when a component has started and is running.",

@@ -22,6 +22,7 @@ from otlpd.component import Consumer, Settings
 from otlpd.errors import PermanentError
 from otlpd.exporters.file.config import FileConfig
 from otlpd.pdata import Payload, Signal
+from otlpd.telemetry import logging as otlpd_logging
 
 
 class FileExporter:
@@ -34,7 +35,8 @@ class FileExporter:
         self._flusher: asyncio.Task[None] | None = None
         self._id = str(settings.id)
         self._sent = settings.metrics.exporter_sent
-        self._dropped = settings.metrics.exporter_dropped
+        self._failed = settings.metrics.exporter_failed_attempts
+        self._log = otlpd_logging.get(f"exporter.{settings.id}")
 
     def consumer(self, signal: Signal) -> Consumer:
         return _SignalConsumer(self)
@@ -57,9 +59,10 @@ class FileExporter:
                 self._file.flush()
                 self._last_flush = time.monotonic()
 
-    def _open(self) -> None:
+    def _open(self, append: bool | None = None) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self._path, "ab" if self._cfg.append else "wb")  # noqa: SIM115
+        append = self._cfg.append if append is None else append
+        self._file = open(self._path, "ab" if append else "wb")  # noqa: SIM115
 
     def encode(self, payload: Payload) -> bytes:
         if self._cfg.format == "proto":
@@ -73,12 +76,16 @@ class FileExporter:
         try:
             await asyncio.to_thread(self._write, record)
         except OSError as exc:
-            self._dropped.labels(self._id, payload.signal.value, "permanent").inc(payload.items)
+            # The caller that gives up on the data counts it as dropped; counted here
+            # too it would be lost twice in the metrics.
+            self._failed.labels(self._id, payload.signal.value, "permanent").inc()
             raise PermanentError(f"cannot write {self._path}: {exc.strerror or exc}") from None
         self._sent.labels(self._id, payload.signal.value).inc(payload.items)
 
     def _write(self, record: bytes) -> None:
         with self._lock:
+            if self._file is None:  # a failed rotation left no file open: append to what is there
+                self._open(append=True)
             assert self._file is not None
             self._file.write(record)
             now = time.monotonic()
@@ -87,12 +94,20 @@ class FileExporter:
                 self._last_flush = now
             rotation = self._cfg.rotation
             if rotation is not None and self._file.tell() >= rotation.max_megabytes * 1024 * 1024:
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError as exc:
+                    # The record is written; only the rotation failed. Keep appending to
+                    # the current file and try again on the next write.
+                    self._log.warning(
+                        "cannot rotate file", extra={"path": str(self._path), "error": str(exc)}
+                    )
 
     def _rotate(self) -> None:
         assert self._file is not None
         assert self._cfg.rotation is not None
         self._file.close()
+        self._file = None  # if anything below fails, the next write reopens the file
         # One clock reading, to the microsecond: backup names sort in the order they were made,
         # which is how the oldest are found below.
         seconds, nanos = divmod(time.time_ns(), 1_000_000_000)

@@ -128,7 +128,13 @@ class QueuedRetrySender:
                 self._not_full.notify()
             # Only cancellation escapes _deliver; the payload then stays in _inflight
             # so that shutdown counts it as lost.
-            error = await self._deliver(payload)
+            try:
+                error = await self._deliver(payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug here must not silently stop this worker for good
+                self._log.exception("exporter worker failed", extra=self._labels)
+                error = PermanentError(f"unexpected {type(exc).__name__}: {exc}")
             del self._inflight[key]
             if not self._queue and not self._inflight:
                 self._idle.set()

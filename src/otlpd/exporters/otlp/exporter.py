@@ -8,6 +8,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from otlpd.errors import OtlpdError, PermanentError, RetryableError, ThrottledError
+from otlpd.exporters.common import rejected_items
 from otlpd.exporters.helper.sender import SendFn
 from otlpd.exporters.otlp.config import OtlpGrpcExporterConfig
 from otlpd.pdata import Payload, Signal
@@ -81,11 +82,13 @@ class OtlpGrpcExporter:
         method = f"/{signal.grpc_service}/Export"
         timeout = self._config.timeout or None
         wait_for_ready = self._config.wait_for_ready
-        response_type = signal.response_type
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] | None = None
 
         async def send(payload: Payload) -> int:
-            assert self._channel is not None, "exporter not started"
-            call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = self._channel.unary_unary(method)
+            nonlocal call
+            if call is None:  # the channel exists only once the exporter has started
+                assert self._channel is not None, "exporter not started"
+                call = self._channel.unary_unary(method)
             try:
                 raw = await call(
                     payload.data,
@@ -96,16 +99,7 @@ class OtlpGrpcExporter:
                 )
             except grpc.aio.AioRpcError as exc:
                 raise _typed(exc) from None
-            response = response_type()
-            response.ParseFromString(raw)
-            partial = response.partial_success
-            rejected: int = getattr(partial, f"rejected_{signal.item_name}")
-            if rejected or partial.error_message:
-                self._log.warning(
-                    "upstream accepted part of the data",
-                    extra={"signal": signal.value, "rejected": rejected, "error": partial.error_message},
-                )
-            return rejected
+            return rejected_items(payload, raw, json=False, log=self._log)
 
         return send
 

@@ -31,6 +31,11 @@ class OtlpHttpExporterConfig(NetworkExporterConfig):
             raise ValueError("endpoint (or a per-signal *_endpoint) must be set")
         return self
 
+    def missing_endpoint(self, signal: Signal) -> str | None:
+        if self.endpoint or getattr(self, f"{signal.value}_endpoint"):
+            return None
+        return f"has neither endpoint nor {signal.value}_endpoint, so it cannot send {signal.value}"
+
     def url(self, signal: Signal) -> str:
         """The signal's own endpoint, else ``endpoint`` + ``/v1/<signal>``."""
         specific: str = getattr(self, f"{signal.value}_endpoint")

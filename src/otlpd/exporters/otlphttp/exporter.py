@@ -11,7 +11,7 @@ from google.rpc import status_pb2
 
 from otlpd import otlpjson
 from otlpd.errors import InvalidDataError, OtlpdError, PermanentError, RetryableError, ThrottledError
-from otlpd.exporters.common import parse_retry_after
+from otlpd.exporters.common import parse_retry_after, rejected_items
 from otlpd.exporters.helper.sender import SendFn
 from otlpd.exporters.otlphttp.config import OtlpHttpExporterConfig
 from otlpd.pdata import Payload, Signal
@@ -30,7 +30,8 @@ class OtlpHttpExporter:
     async def start(self) -> None:
         c = self._config
         urls = [c.url(s) for s in Signal]
-        needs_tls = any(u.startswith("https://") for u in urls) and not c.tls.insecure
+        # tls.insecure (plaintext) is for gRPC: an https:// URL is always verified, as in the Collector
+        needs_tls = any(u.startswith("https://") for u in urls)
         ssl = c.tls.client_context() if needs_tls else False
         connector = aiohttp.TCPConnector(
             ssl=ssl, limit=c.max_idle_conns or 0, keepalive_timeout=c.idle_conn_timeout or None
@@ -60,16 +61,20 @@ class OtlpHttpExporter:
     def sender(self, signal: Signal) -> SendFn:
         url = self._config.url(signal)
         timeout = aiohttp.ClientTimeout(total=self._config.timeout or None)
-        response_type = signal.response_type
+        tls = url.startswith("https://")
+        server_hostname = (self._config.tls.server_name_override or None) if tls else None
 
         async def send(payload: Payload) -> int:
             assert self._session is not None, "exporter not started"
             body, headers = self._encode(payload)
             try:
-                async with self._session.post(url, data=body, headers=headers, timeout=timeout) as resp:
+                async with self._session.post(
+                    url, data=body, headers=headers, timeout=timeout, server_hostname=server_hostname
+                ) as resp:
                     content = await resp.read()
                     if 200 <= resp.status < 300:
-                        return self._partial(signal, resp.content_type, content, response_type)
+                        is_json = resp.content_type == "application/json"
+                        return rejected_items(payload, content, json=is_json, log=self._log)
                     raise _typed(resp.status, resp.content_type, content, resp.headers.get("Retry-After"))
             except OtlpdError:
                 raise
@@ -79,26 +84,6 @@ class OtlpHttpExporter:
                 raise RetryableError(f"request to {url} timed out") from None
 
         return send
-
-    def _partial(self, signal: Signal, ctype: str, content: bytes, response_type: type) -> int:
-        if not content:
-            return 0
-        response = response_type()
-        try:
-            if ctype == "application/json":
-                otlpjson.parse(content, response)
-            else:
-                response.ParseFromString(content)
-        except (DecodeError, InvalidDataError):
-            return 0  # a success with an unreadable body is still a success
-        partial = response.partial_success
-        rejected: int = getattr(partial, f"rejected_{signal.item_name}")
-        if rejected or partial.error_message:
-            self._log.warning(
-                "upstream accepted part of the data",
-                extra={"signal": signal.value, "rejected": rejected, "error": partial.error_message},
-            )
-        return rejected
 
     async def shutdown(self) -> None:
         if self._session is not None:

@@ -25,5 +25,6 @@ FACTORY = Factory(
     signals=frozenset(Signal),
     create=_create,
     aliases=("otlp_http",),
+    check_signal=lambda config, signal: config.missing_endpoint(signal),
     description="OTLP/HTTP (protobuf or JSON) to an upstream",
 )

@@ -5,7 +5,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from otlpd.config.base import Strict
-from otlpd.config.endpoint import split_endpoint
+from otlpd.config.endpoint import Endpoint
 from otlpd.config.tls import TLSServerConfig
 
 
@@ -17,18 +17,12 @@ class ResponseBody(Strict):
 class HealthCheckConfig(Strict):
     """The Collector's ``health_check`` extension keys."""
 
-    endpoint: str = "localhost:13133"
+    endpoint: Endpoint = "localhost:13133"
     path: str = "/"
     response_body: ResponseBody | None = None
     tls: TLSServerConfig | None = None
     # Deprecated in the Collector and without effect there; accepted so configs load.
     check_collector_pipeline: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("endpoint")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        split_endpoint(value)
-        return value
 
     @field_validator("path")
     @classmethod

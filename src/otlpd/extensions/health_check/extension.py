@@ -33,9 +33,7 @@ class HealthCheckExtension:
         ssl = self._cfg.tls.server_context() if self._cfg.tls else None
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl)
         await site.start()
-        server = site._server
-        if server is not None and server.sockets:  # type: ignore[attr-defined]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = int(self._runner.addresses[0][1])
 
     async def shutdown(self, deadline: float) -> None:
         await self._runner.cleanup()

@@ -37,7 +37,7 @@ class BatchProcessor:
         self._task: asyncio.Task[None] | None = None
         self._deadline: float | None = None
         self._sending: Payload | None = None
-        labels = {"processor": str(settings.id), "signal": signal.value}
+        labels = {"processor": str(settings.id), "pipeline": settings.pipeline, "signal": signal.value}
         m = settings.metrics
         self._sizes = m.batch_send_size.labels(**labels)
         self._triggers = {
@@ -161,7 +161,7 @@ class BatchProcessor:
         except TimeoutError:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-            lost = self._items + (self._sending.items if self._sending else 0)
+            lost = self._items + (self._sending.items if self._sending is not None else 0)
             if lost:
                 self._dropped.inc(lost)
                 self._log.error("dropping buffered data at shutdown deadline", extra={"items": lost})

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from otlpd.config.base import Strict
+from otlpd.config.endpoint import Endpoint
 from otlpd.config.tls import TLSServerConfig
 from otlpd.config.units import Duration, Size
 
@@ -30,7 +31,7 @@ class Keepalive(Strict):
 
 
 class GrpcConfig(Strict):
-    endpoint: str = "localhost:4317"
+    endpoint: Endpoint = "localhost:4317"
     transport: str = "tcp"
     max_recv_msg_size_mib: int = Field(4, ge=1)
     max_concurrent_streams: int = Field(0, ge=0)
@@ -54,7 +55,7 @@ class CorsConfig(Strict):
 
 
 class HttpConfig(Strict):
-    endpoint: str = "localhost:4318"
+    endpoint: Endpoint = "localhost:4318"
     max_request_body_size: Size = 20 * 1024 * 1024
     tls: TLSServerConfig | None = None
     cors: CorsConfig | None = None
@@ -67,6 +68,8 @@ class HttpConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> HttpConfig:
+        if self.max_request_body_size == 0:  # the Collector reads 0 as "the default"
+            self.max_request_body_size = 20 * 1024 * 1024
         for name in ("traces_url_path", "metrics_url_path", "logs_url_path"):
             if not getattr(self, name).startswith("/"):
                 raise ValueError(f"{name} must start with '/'")

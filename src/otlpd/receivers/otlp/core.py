@@ -6,18 +6,22 @@ everything about what a request means happens here, once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import grpc
 
 from otlpd import otlpjson
 from otlpd.component import ComponentID, Consumer
 from otlpd.errors import OtlpdError, RetryableError
-from otlpd.pdata import ExportResponse, Payload, Signal, count_items, decode
+from otlpd.pdata import ExportRequest, ExportResponse, Payload, Signal, count_items, decode
 from otlpd.receivers.otlp.status import WireError, to_wire
 from otlpd.receivers.otlp.validate import reject_invalid
 from otlpd.telemetry.metrics import Metrics
+
+TRANSPORTS = ("grpc", "http")
 
 
 class ReceiverCore:
@@ -33,6 +37,19 @@ class ReceiverCore:
         self._metrics = metrics
         self._log = log
         self.accepting = True
+        # OTLP/JSON is decoded by protobuf's pure-Python json_format: ~50x slower
+        # than upb. It runs in a thread so the event loop (other requests, probes,
+        # exporters) keeps going, and only a couple at a time so a burst of large
+        # JSON bodies cannot multiply memory.
+        self._json_slots = asyncio.Semaphore(2)
+        rid = str(id)
+        self._accepted = {
+            (s, t): metrics.receiver_accepted.labels(rid, s.value, t) for s in Signal for t in TRANSPORTS
+        }
+        self._requests: dict[tuple[Signal, str, str], Any] = {}
+        self._durations = {
+            (s, t): metrics.request_duration.labels(rid, s.value, t) for s in Signal for t in TRANSPORTS
+        }
 
     async def export(self, signal: Signal, body: bytes, *, json: bool, transport: str) -> ExportResponse:
         """Accept one request; raise a typed error to refuse it."""
@@ -40,8 +57,8 @@ class ReceiverCore:
         if consumer is None:
             raise _NotConfigured(signal)
         if json:
-            message = signal.request_type()
-            otlpjson.parse(body, message)
+            async with self._json_slots:
+                message = await asyncio.to_thread(_parse_json, signal, body)
         else:
             message = decode(signal, body)
         rejected, why = reject_invalid(message)
@@ -70,16 +87,30 @@ class ReceiverCore:
             self._log.exception("pipeline failed", extra={"signal": signal.value})
             self._refused(signal, transport, "internal", payload.items)
             raise
-        self._metrics.receiver_accepted.labels(str(self.id), signal.value, transport).inc(payload.items)
+        self._accepted[signal, transport].inc(payload.items)
         return response
+
+    def log_timeout(self) -> None:
+        self._log.warning("in-flight HTTP requests did not finish before the shutdown deadline")
 
     def _refused(self, signal: Signal, transport: str, reason: str, items: int) -> None:
         self._metrics.receiver_refused.labels(str(self.id), signal.value, transport, reason).inc(items)
 
     def record(self, signal: Signal, transport: str, status: str, seconds: float) -> None:
-        rid = str(self.id)
-        self._metrics.requests.labels(rid, signal.value, transport, status).inc()
-        self._metrics.request_duration.labels(rid, signal.value, transport).observe(seconds)
+        key = (signal, transport, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self._metrics.requests.labels(
+                str(self.id), signal.value, transport, status
+            )
+        counter.inc()
+        self._durations[signal, transport].observe(seconds)
+
+
+def _parse_json(signal: Signal, body: bytes) -> ExportRequest:
+    message = signal.request_type()
+    otlpjson.parse(body, message)
+    return message
 
 
 class _NotConfigured(OtlpdError):

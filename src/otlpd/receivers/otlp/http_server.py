@@ -7,6 +7,7 @@ The body is read with a cap and inflated with a cap (see ``decompress``).
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import time
 from collections.abc import Mapping
@@ -51,15 +52,20 @@ class HttpServer:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, ssl_context=ssl, backlog=1024)
         await self._site.start()
-        server = self._site._server
-        if server is not None and server.sockets:  # type: ignore[attr-defined]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = int(self._runner.addresses[0][1])
 
-    async def stop(self) -> None:
-        """Stop listening, let in-flight requests finish, close connections."""
+    async def stop(self, grace: float) -> None:
+        """Stop listening, give in-flight requests ``grace`` seconds, close connections.
+
+        aiohttp's own wait is not bounded by our deadline (a handler blocked on a
+        full queue could hold it), so the whole stop is.
+        """
         if self._site is not None:
             await self._site.stop()
-        await self._runner.cleanup()
+        try:
+            await asyncio.wait_for(self._runner.cleanup(), grace)
+        except TimeoutError:
+            self._core.log_timeout()
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         headers = self._cors_headers(request)

@@ -45,5 +45,5 @@ class OtlpReceiver:
         if self.grpc is not None:
             stops.append(self.grpc.stop(grace))
         if self.http is not None:
-            stops.append(self.http.stop())
+            stops.append(self.http.stop(grace))
         await asyncio.gather(*stops)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf import duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from otlpd.errors import (
     InvalidDataError,
@@ -62,6 +62,3 @@ def to_wire(error: BaseException) -> WireError:
         return WireError(503, grpc.StatusCode.UNAVAILABLE, error.message, error.retry_after, "unavailable")
     message = error.message if isinstance(error, OtlpdError) else "internal error"
     return WireError(500, grpc.StatusCode.INTERNAL, message, None, "internal")
-
-
-_ = code_pb2  # google.rpc codes share numbering with grpc.StatusCode
