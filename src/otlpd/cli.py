@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the collector")
     _config_arg(serve)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes sharing the receiver ports (default: service.workers, $OTLPD_WORKERS, 1)",
+    )
     validate = sub.add_parser("validate", help="check a config and print every error")
     _config_arg(validate, required=True)
     show = sub.add_parser("print-config", help="print the effective config (secrets redacted)")
@@ -64,7 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "print-config":
         yaml.safe_dump(_escape_dollars(config.effective()), sys.stdout, sort_keys=False)
         return 0
-    return _serve(config)
+    if args.workers is not None:
+        if not 1 <= args.workers <= 256:
+            print("otlpd: --workers must be from 1 to 256", file=sys.stderr)
+            return 2
+        config.service.workers = args.workers
+    return _serve(config, args.config)
 
 
 def _escape_dollars(node: Any) -> Any:
@@ -93,18 +104,25 @@ def _components() -> int:
     return 0
 
 
-def _serve(config: Config) -> int:
-    from otlpd.service.service import Service
+def _serve(config: Config, config_path: str | None) -> int:
+    from otlpd.service.service import Service, Worker
+    from otlpd.service.supervisor import Supervisor
 
+    worker = Worker.from_env(os.environ)
     logs = config.service.telemetry.logs
-    otlpd_logging.setup(logs.level, logs.encoding)
+    otlpd_logging.setup(logs.level, logs.encoding, worker=worker.index if worker else None)
     log = otlpd_logging.get("main")
-    for warning in config.warnings:
-        log.warning(warning)
-    log.info("starting otlpd", extra={"version": __version__, "config": config.source})
+    if worker is None:
+        for warning in config.warnings:
+            log.warning(warning)
+        log.info("starting otlpd", extra={"version": __version__, "config": config.source})
+    else:
+        Worker.die_with_parent()
 
     async def run() -> int:
-        return await Service(config).run()
+        if worker is None and config.service.workers > 1:
+            return await Supervisor(config, config.service.workers, config_path).run()
+        return await Service(config, worker=worker).run()
 
     try:
         code = asyncio.run(run())

@@ -96,6 +96,7 @@ class Settings:
     config: Any
     metrics: Metrics
     pipeline: str = ""  # processors are built once per pipeline
+    worker: int | None = None  # index of this worker process with `serve --workers N`, else None
 
 
 @dataclass(frozen=True)

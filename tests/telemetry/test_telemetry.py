@@ -112,7 +112,11 @@ def test_each_metrics_instance_has_its_own_registry() -> None:
 
 async def _serve(health: Any, scenario: Any) -> None:
     metrics = Metrics()
-    server = TelemetryServer("127.0.0.1:0", metrics, health)
+
+    async def exposition() -> bytes:
+        return metrics.exposition()
+
+    server = TelemetryServer("127.0.0.1:0", exposition, health)
     await server.start()
     try:
         assert server.port > 0
@@ -163,10 +167,13 @@ def test_server_probes_follow_the_health_function() -> None:
 
 def test_server_on_a_busy_port_raises_oserror() -> None:
     async def scenario() -> None:
-        first = TelemetryServer("127.0.0.1:0", Metrics(), lambda: (True, {}))
+        async def exposition() -> bytes:
+            return b""
+
+        first = TelemetryServer("127.0.0.1:0", exposition, lambda: (True, {}))
         await first.start()
         try:
-            second = TelemetryServer(f"127.0.0.1:{first.port}", Metrics(), lambda: (True, {}))
+            second = TelemetryServer(f"127.0.0.1:{first.port}", exposition, lambda: (True, {}))
             with pytest.raises(OSError):
                 await second.start()
             await second.stop()

@@ -118,6 +118,13 @@ def _read_yaml(path: Path) -> Any:
 
 def _apply_env_overrides(config: Config, env: Mapping[str, str]) -> None:
     """12-factor: these variables win over the file."""
+    if env.get("OTLPD_WORKERS"):
+        try:
+            config.service.workers = ServiceConfig.model_validate({"workers": env["OTLPD_WORKERS"]}).workers
+        except ValidationError:
+            raise ConfigError(
+                [f"OTLPD_WORKERS: must be a whole number from 1 to 256, not {env['OTLPD_WORKERS']!r}"]
+            ) from None
     if env.get("OTLPD_HTTP_ENDPOINT"):
         config.service.http.endpoint = env["OTLPD_HTTP_ENDPOINT"]
     telemetry_logs = config.service.telemetry.logs

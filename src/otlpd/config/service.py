@@ -42,4 +42,5 @@ class ServiceConfig(Strict):
     pipelines: dict[str, PipelineConfig] = Field(default_factory=dict)
     http: HttpConfig = Field(default_factory=HttpConfig)
     shutdown_timeout: Duration = 30.0
+    workers: int = Field(1, ge=1, le=256)  # processes sharing the receiver ports (docs/workers.md)
     telemetry: Telemetry = Field(default_factory=Telemetry)

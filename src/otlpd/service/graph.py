@@ -38,9 +38,11 @@ class Node:
 
 
 class Graph:
-    def __init__(self, config: Config, metrics: Metrics, host: Host) -> None:
+    def __init__(self, config: Config, metrics: Metrics, host: Host, worker: int | None = None) -> None:
         self.nodes: list[Node] = []  # downstream first; extensions before everything
-        for xid in config.extensions:
+        self._worker = worker
+        # With workers, the supervisor runs the extensions (one health_check port, not N).
+        for xid in config.extensions if worker is None else ():
             extension = self._create(config, metrics, Kind.EXTENSION, xid, host)
             self.nodes.append(Node(Kind.EXTENSION, xid, None, extension))
         exporters: dict[ComponentID, Any] = {}
@@ -70,12 +72,11 @@ class Graph:
             receiver = self._create(config, metrics, Kind.RECEIVER, rid, consumers)
             self.nodes.append(Node(Kind.RECEIVER, rid, None, receiver))
 
-    @staticmethod
     def _create(
-        config: Config, metrics: Metrics, kind: Kind, cid: ComponentID, *args: Any, pipeline: str = ""
+        self, config: Config, metrics: Metrics, kind: Kind, cid: ComponentID, *args: Any, pipeline: str = ""
     ) -> Any:
         spec = config.component(kind, cid)
-        return spec.factory.create(Settings(cid, spec.config, metrics, pipeline), *args)
+        return spec.factory.create(Settings(cid, spec.config, metrics, pipeline, self._worker), *args)
 
     def of_kind(self, kind: Kind) -> Sequence[Node]:
         return [n for n in self.nodes if n.kind is kind]

@@ -9,9 +9,14 @@ by then is counted (``otlpd_*_dropped_items_total``) and logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import enum
 import os
 import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from otlpd import __version__
@@ -33,16 +38,22 @@ class State(enum.Enum):
 
 
 class Service:
-    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+    def __init__(self, config: Config, metrics: Metrics | None = None, worker: Worker | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.metrics.build_info.labels(__version__).set(1)
-        self.graph = Graph(config, self.metrics, self)
+        self.worker = worker
+        self.graph = Graph(config, self.metrics, self, worker.index if worker else None)
         self.state = State.STARTING
         self.status: dict[str, str] = {n.key: "starting" for n in self.graph.nodes}
-        self.server = TelemetryServer(config.service.http.endpoint, self.metrics, self.health)
+        # A worker's own server is private: the supervisor serves the public endpoint.
+        endpoint = "127.0.0.1:0" if worker else config.service.http.endpoint
+        self.server = TelemetryServer(endpoint, self._exposition, self.health)
         self._stop = asyncio.Event()
         self.metrics.ready.set_function(lambda: 1.0 if self.health()[0] else 0.0)
+
+    async def _exposition(self) -> bytes:
+        return self.metrics.exposition()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Ready when running, every component started, and the pipeline takes data."""
@@ -87,6 +98,8 @@ class Service:
             self.status[node.key] = "started"
             self.metrics.component_up.labels(node.kind.value, node.key).set(1)
         self.state = State.RUNNING
+        if self.worker is not None:
+            self.worker.report(self.server.port)
         log.info("otlpd is ready", extra={"config": self.config.source, "http": self.server.port})
 
     async def shutdown(self) -> None:
@@ -152,3 +165,29 @@ class Service:
 
 class StartError(Exception):
     pass
+
+
+@dataclass
+class Worker:
+    """This process is worker ``index`` of a supervisor (``serve --workers N``)."""
+
+    index: int
+    pipe: int  # file descriptor on which to tell the supervisor our admin port
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Worker | None:
+        if "OTLPD_WORKER_INDEX" not in env:
+            return None
+        return cls(int(env["OTLPD_WORKER_INDEX"]), int(env["OTLPD_WORKER_PIPE"]))
+
+    def report(self, port: int) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.pipe, f"{port}\n".encode())
+            os.close(self.pipe)
+
+    @staticmethod
+    def die_with_parent() -> None:
+        """Ask Linux to SIGTERM us if the supervisor dies, so no worker outlives it holding ports."""
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -74,7 +74,9 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
 
 
-def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+def setup(
+    level: str = "info", fmt: str = "auto", stream: TextIO | None = None, worker: int | None = None
+) -> None:
     """Install the handler on the ``otlpd`` logger (idempotent)."""
     global _listener
     stream = stream or sys.stdout
@@ -88,9 +90,22 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     _listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
     _listener.start()
     root = logging.getLogger("otlpd")
-    root.handlers[:] = [_QueueHandler(records)]
+    queue_handler = _QueueHandler(records)
+    if worker is not None:  # every event says which worker process wrote it
+        queue_handler.addFilter(_WorkerTag(worker))
+    root.handlers[:] = [queue_handler]
     root.setLevel(_level(level))
     root.propagate = False
+
+
+class _WorkerTag(logging.Filter):
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self._worker
+        return True
 
 
 def flush() -> None:

@@ -7,22 +7,22 @@ ready) during start-up and drain. The query API and UI will mount here too.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from otlpd.config.endpoint import split_endpoint
-from otlpd.telemetry.metrics import Metrics
 
 HealthFn = Callable[[], tuple[bool, dict[str, Any]]]
+ExpositionFn = Callable[[], Awaitable[bytes]]
 
 
 class TelemetryServer:
-    def __init__(self, endpoint: str, metrics: Metrics, health: HealthFn) -> None:
+    def __init__(self, endpoint: str, exposition: ExpositionFn, health: HealthFn) -> None:
         self._endpoint = endpoint
-        self._metrics = metrics
+        self._exposition = exposition
         self._health = health
         app = web.Application()
         app.router.add_get("/health/live", self._live)
@@ -58,4 +58,4 @@ class TelemetryServer:
         )
 
     async def _metrics_handler(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=await self._exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -29,6 +29,10 @@ class FileExporter:
     def __init__(self, settings: Settings) -> None:
         self._cfg: FileConfig = settings.config
         self._path = Path(self._cfg.path)
+        if settings.worker is not None:  # workers must not interleave or truncate each other's lines
+            self._path = self._path.with_name(
+                f"{self._path.stem}.worker-{settings.worker}{self._path.suffix}"
+            )
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self._last_flush = 0.0

@@ -21,9 +21,10 @@ TRANSPORT = "grpc"
 
 
 class GrpcServer:
-    def __init__(self, core: ReceiverCore, config: GrpcConfig) -> None:
+    def __init__(self, core: ReceiverCore, config: GrpcConfig, *, reuse_port: bool = False) -> None:
         self._core = core
         self._config = config
+        self._reuse_port = reuse_port
         self._server: grpc.aio.Server | None = None
         self.port = 0
 
@@ -31,7 +32,9 @@ class GrpcServer:
         c = self._config
         opts: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", c.max_recv_msg_size_mib * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
+            # gRPC sets SO_REUSEPORT by default, which would let a second otlpd bind
+            # the same port silently; only workers of one otlpd share a port on purpose.
+            ("grpc.so_reuseport", 1 if self._reuse_port else 0),
         ]
         if c.max_concurrent_streams:
             opts.append(("grpc.max_concurrent_streams", c.max_concurrent_streams))

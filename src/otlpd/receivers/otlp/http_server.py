@@ -31,9 +31,17 @@ _DEFAULT_CORS_HEADERS = ("content-type", "content-encoding", "accept", "accept-e
 
 
 class HttpServer:
-    def __init__(self, core: ReceiverCore, config: HttpConfig, shutdown_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        core: ReceiverCore,
+        config: HttpConfig,
+        shutdown_timeout: float = 30.0,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
         self._core = core
         self._config = config
+        self._reuse_port = reuse_port
         self._paths: Mapping[str, Signal] = {
             config.traces_url_path: Signal.TRACES,
             config.metrics_url_path: Signal.METRICS,
@@ -50,7 +58,9 @@ class HttpServer:
         host, port = split_endpoint(self._config.endpoint)
         ssl = self._config.tls.server_context() if self._config.tls else None
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port, ssl_context=ssl, backlog=1024)
+        self._site = web.TCPSite(
+            self._runner, host, port, ssl_context=ssl, backlog=1024, reuse_port=self._reuse_port or None
+        )
         await self._site.start()
         self.port = int(self._runner.addresses[0][1])
 

@@ -21,8 +21,9 @@ class OtlpReceiver:
         self.core = ReceiverCore(settings.id, consumers, settings.metrics, log)
         self._log = log
         protocols = config.protocols
-        self.grpc = GrpcServer(self.core, protocols.grpc) if protocols.grpc else None
-        self.http = HttpServer(self.core, protocols.http) if protocols.http else None
+        shared = settings.worker is not None  # workers share the ports (SO_REUSEPORT)
+        self.grpc = GrpcServer(self.core, protocols.grpc, reuse_port=shared) if protocols.grpc else None
+        self.http = HttpServer(self.core, protocols.http, reuse_port=shared) if protocols.http else None
 
     async def start(self) -> None:
         if self.grpc is not None:

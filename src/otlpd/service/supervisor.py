@@ -1,0 +1,240 @@
+"""``serve --workers N``: N worker processes share the receiver ports.
+
+The GIL holds one Python process to one core, so on a multi-core node otlpd
+scales by processes. Each worker is a whole ``otlpd serve`` (a fresh
+interpreter, not a fork: gRPC and fork do not mix) whose receivers bind the
+same ports with SO_REUSEPORT; the kernel spreads connections across them.
+
+The supervisor owns the public side: ``service.http.endpoint`` with readiness
+(ready only when every worker is) and ``/metrics`` merged across workers, and
+the extensions. It restarts a worker that dies, with backoff, and on SIGTERM
+forwards one SIGTERM to each worker so they all drain, then exits 0 if they
+all exited 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from otlpd.component import Kind, Settings
+from otlpd.config.load import Config
+from otlpd.telemetry import logging as otlpd_logging
+from otlpd.telemetry.aggregate import merge
+from otlpd.telemetry.metrics import Metrics
+from otlpd.telemetry.server import TelemetryServer
+
+log = otlpd_logging.get("supervisor")
+
+_HEALTH_POLL = 0.5  # seconds between readiness checks of the workers
+_MAX_BACKOFF = 30.0
+_STABLE = 60.0  # a worker that lived this long restarts without accumulated backoff
+
+
+class Supervisor:
+    def __init__(self, config: Config, workers: int, config_path: str | None) -> None:
+        self.config = config
+        self.workers = workers
+        self._argv = [sys.executable, "-m", "otlpd", "serve"]
+        if config_path is not None:
+            self._argv += ["--config", config_path]
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._ports: dict[int, int] = {}  # worker -> its private admin port
+        self._ready: dict[int, bool] = {}
+        self._started_at: dict[int, float] = {}
+        self._came_up_once: set[int] = set()
+        self._stopping = False
+        self._stop = asyncio.Event()
+        self._fatal: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+        registry = CollectorRegistry(auto_describe=True)
+        self._registry = registry
+        Gauge("otlpd_workers", "Worker processes configured.", registry=registry).set(workers)
+        ready = Gauge("otlpd_workers_ready", "Worker processes that report ready.", registry=registry)
+        ready.set_function(lambda: sum(self._ready.values()))
+        self._restarts = Counter(
+            "otlpd_worker_restarts", "Worker processes restarted after they exited.", registry=registry
+        )
+        self._extensions: list[tuple[str, Any]] = []
+        for xid in config.extensions:
+            spec = config.component(Kind.EXTENSION, xid)
+            self._extensions.append(
+                (str(xid), spec.factory.create(Settings(xid, spec.config, Metrics()), self))
+            )
+        self.server = TelemetryServer(config.service.http.endpoint, self._exposition, self.health)
+
+    # --- the public side ------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        ready = not self._stopping and len(self._ready) == self.workers and all(self._ready.values())
+        body = {
+            "status": "ready" if ready else "not_ready",
+            "state": "stopping" if self._stopping else "running",
+            "components": {
+                f"worker:{i}": {
+                    "kind": "worker",
+                    "id": str(i),
+                    "pid": self._procs[i].pid if i in self._procs else None,
+                    "status": "ready" if self._ready.get(i) else "not_ready",
+                }
+                for i in range(self.workers)
+            },
+        }
+        return ready, body
+
+    async def _exposition(self) -> bytes:
+        texts = await asyncio.gather(*(self._fetch(port, "/metrics") for port in self._ports.values()))
+        own = generate_latest(self._registry).decode()
+        return merge([own, *(t for t in texts if t is not None)])
+
+    async def _fetch(self, port: int, path: str) -> str | None:
+        assert self._session is not None
+        try:
+            async with self._session.get(f"http://127.0.0.1:{port}{path}") as resp:
+                return await resp.text() if resp.status == 200 else None
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return None
+
+    # --- workers ------------------------------------------------------------------------
+
+    async def _spawn(self, index: int) -> None:
+        read_end, write_end = os.pipe()
+        env = {**os.environ, "OTLPD_WORKER_INDEX": str(index), "OTLPD_WORKER_PIPE": str(write_end)}
+        env.pop("OTLPD_WORKERS", None)
+        # Own session: a terminal's Ctrl-C reaches only the supervisor, which forwards
+        # exactly one SIGTERM (a second signal would make a worker skip its drain).
+        proc = await asyncio.create_subprocess_exec(
+            *self._argv, env=env, pass_fds=(write_end,), start_new_session=True
+        )
+        os.close(write_end)
+        self._procs[index] = proc
+        self._ready[index] = False
+        self._started_at[index] = time.monotonic()
+        port = await asyncio.to_thread(_read_port, read_end)
+        if port is not None:
+            self._ports[index] = port
+            self._came_up_once.add(index)
+            log.info("worker started", extra={"worker": index, "pid": proc.pid})
+
+    async def _watch(self, index: int) -> None:
+        backoff = 1.0
+        while True:
+            code = await self._procs[index].wait()
+            came_up = self._ports.pop(index, None) is not None
+            self._ready[index] = False
+            if self._stopping:
+                return
+            if not came_up and index not in self._came_up_once:
+                # Never came up at all: a config or port problem that restarting cannot fix.
+                self._fatal = f"worker {index} exited with {code} while starting"
+                self._stop.set()
+                return
+            if time.monotonic() - self._started_at[index] > _STABLE:
+                backoff = 1.0
+            self._restarts.inc()
+            log.error("worker exited; restarting", extra={"worker": index, "code": code, "in_s": backoff})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff)
+            if self._stopping:
+                return
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+            await self._spawn(index)
+
+    async def _poll_health(self) -> None:
+        while not self._stopping:
+            for index, port in list(self._ports.items()):
+                text = await self._fetch(port, "/health/ready")
+                self._ready[index] = text is not None
+            await asyncio.sleep(_HEALTH_POLL)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        signals_seen = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            if signals_seen > 1:
+                log.warning("second signal: killing workers without draining")
+                for proc in self._procs.values():
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                otlpd_logging.flush()
+                os._exit(1)
+            log.info("signal received, draining workers", extra={"signal": signal.Signals(signum).name})
+            self._stop.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0))
+        try:
+            return await self._run()
+        finally:
+            await self._session.close()
+
+    async def _run(self) -> int:
+        try:
+            await self.server.start()
+            for _, extension in self._extensions:
+                await extension.start()
+        except OSError as exc:
+            log.error("http server failed to start", extra={"error": str(exc)})
+            await self.server.stop()
+            return 1
+        await asyncio.gather(*(self._spawn(i) for i in range(self.workers)))
+        self._tasks = [asyncio.create_task(self._watch(i)) for i in range(self.workers)]
+        self._tasks.append(asyncio.create_task(self._poll_health()))
+        log.info("supervising workers", extra={"workers": self.workers, "http": self.server.port})
+        await self._stop.wait()
+        codes = await self._shutdown()
+        if self._fatal is not None:
+            log.error(self._fatal)
+            return 1
+        return 0 if all(code == 0 for code in codes) else 1
+
+    async def _shutdown(self) -> list[int]:
+        self._stopping = True
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        grace = self.config.service.shutdown_timeout + 5.0  # workers bound their own drain
+        try:
+            codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in self._procs.values())), grace)
+        except TimeoutError:
+            log.error("workers did not stop in time; killing them")
+            for proc in self._procs.values():
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            codes = [await p.wait() for p in self._procs.values()] or [1]
+            codes.append(1)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        deadline = asyncio.get_running_loop().time() + 1.0
+        for _, extension in self._extensions:
+            await extension.shutdown(deadline)
+        await self.server.stop()
+        log.info("stopped", extra={"exit_codes": list(codes)})
+        return list(codes)
+
+
+def _read_port(fd: int) -> int | None:
+    """The worker's admin port, or None if it exited before it was ready."""
+    with os.fdopen(fd, "rb") as pipe:
+        line = pipe.readline()
+    try:
+        return int(line)
+    except ValueError:
+        return None
