@@ -33,7 +33,17 @@ class _Common(Strict):
                 raise ValueError(f"{name} must be one of {sorted(_VERSIONS)}, not {value!r}")
         if bool(self.cert_file or self.cert_pem) != bool(self.key_file or self.key_pem):
             raise ValueError("cert_file and key_file must be given together")
+        if self.reload_interval:
+            raise ValueError("reload_interval is not supported by otlpd; restart to load new certificates")
         return self
+
+    def grpc_problem(self) -> str | None:
+        """Settings Python's gRPC cannot honour; refused rather than silently ignored."""
+        if getattr(self, "insecure_skip_verify", False):
+            return "insecure_skip_verify is not available for gRPC in otlpd; set ca_file to the server's CA"
+        if self.min_version != "1.2" or self.max_version:
+            return "min_version / max_version are not available for gRPC in otlpd (gRPC uses TLS 1.2 and 1.3)"
+        return None
 
     def read(self, file: str, pem: str) -> bytes | None:
         if pem:
@@ -59,7 +69,12 @@ class _Common(Strict):
         if not (self.cert_file or self.cert_pem):
             return
         if not (self.cert_pem or self.key_pem):
-            ctx.load_cert_chain(self.cert_file, self.key_file)
+            try:
+                ctx.load_cert_chain(self.cert_file, self.key_file)
+            except OSError as exc:  # name the files: ssl's own message does not
+                raise OSError(
+                    f"cannot load cert_file {self.cert_file} / key_file {self.key_file}: {exc}"
+                ) from None
             return
         # ssl loads a certificate chain only from files: write inline PEMs to a private (0700) temp dir
         with tempfile.TemporaryDirectory() as tmp:

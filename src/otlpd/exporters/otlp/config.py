@@ -31,4 +31,7 @@ class OtlpGrpcExporterConfig(NetworkExporterConfig):
             raise ValueError("endpoint must be set")
         if self.compression == "zstd":
             raise ValueError("compression zstd is not available for gRPC in otlpd; use gzip or none")
+        problem = self.tls.grpc_problem()
+        if problem:
+            raise ValueError(f"tls: {problem}")
         return self
