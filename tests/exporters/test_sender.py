@@ -245,7 +245,7 @@ async def test_each_exporter_has_its_own_queue_and_retries(sink: Sink, other_sin
             await up.consumer.consume(p)
         assert await wait_for(lambda: other_sink.state.items(Signal.TRACES) == 6)
         assert sink.state.received == []
-        assert sink.state.attempts >= 3
+        assert await wait_for(lambda: sink.state.attempts >= 3)  # under load, retries lag the healthy path
         assert up.m(SENT) == 6
         sink.state.failures.clear()
         assert await wait_for(lambda: sink.state.items(Signal.TRACES) == 6)
