@@ -26,8 +26,8 @@ run: $(VENV)/.runtime
 	$(VENV)/bin/otlpd serve $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 
 typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy
@@ -36,6 +36,10 @@ unit: $(VENV)/.dev
 	$(VENV)/bin/pytest $(ARGS)
 
 test: lint typecheck unit
+
+# otlpd vs rotel, side by side (docs/performance.md); ~6 min. BENCH_ARGS="--scenarios traces-grpc --rounds 3"
+bench: $(VENV)/.dev
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 lock:
 	printf 'hatchling\neditables\n' | uv pip compile - --generate-hashes --no-emit-index-url --python-version 3.11 -o requirements/build.lock
