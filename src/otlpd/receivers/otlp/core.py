@@ -61,7 +61,7 @@ class ReceiverCore:
                 message = await asyncio.to_thread(_parse_json, signal, body)
         else:
             message = decode(signal, body)
-        rejected, why = reject_invalid(message)
+        rejected, why = reject_invalid(message, None if json else body)
         if rejected or json:
             payload = Payload.from_message(signal, message)
         else:
