@@ -41,10 +41,10 @@ test: lint typecheck unit
 bench: $(VENV)/.dev
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-lock:
-	printf 'hatchling\neditables\n' | uv pip compile - --generate-hashes --no-emit-index-url --python-version 3.11 -o requirements/build.lock
-	uv pip compile pyproject.toml --generate-hashes --no-emit-index-url --python-version 3.11 -o requirements/runtime.lock
-	uv pip compile pyproject.toml --group dev --generate-hashes --no-emit-index-url --python-version 3.11 --prerelease if-necessary -o requirements/dev.lock
+lock: $(VENV)/.dev
+	printf 'hatchling\neditables\n' | $(VENV)/bin/uv pip compile - --generate-hashes --no-emit-index-url --python-version 3.11 -o requirements/build.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --no-emit-index-url --python-version 3.11 -o requirements/runtime.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --group dev --generate-hashes --no-emit-index-url --python-version 3.11 --prerelease if-necessary -o requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -68,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config}: valid")
         return 0
     if args.command == "print-config":
-        yaml.safe_dump(_escape_dollars(config.effective()), sys.stdout, sort_keys=False)
+        try:
+            yaml.safe_dump(_escape_dollars(config.effective()), sys.stdout, sort_keys=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `otlpd print-config | head` is not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if args.workers is not None:
         if not 1 <= args.workers <= 256:

@@ -42,6 +42,7 @@ class OtlpHttpExporter:
         c = self._config
         if c.encoding == "json":
             body, ctype = otlpjson.dumps(payload.message), "application/json"
+            payload.release()  # a retry decodes again; meanwhile the queue holds only bytes
         else:
             body, ctype = payload.data, "application/x-protobuf"
         headers = {"Content-Type": ctype, **c.headers}
