@@ -23,6 +23,7 @@ from otlpd import __version__
 from otlpd.component import Kind
 from otlpd.config.load import Config
 from otlpd.service.graph import Graph, Node
+from otlpd.service.signals import on_stop_signals
 from otlpd.telemetry import logging as otlpd_logging
 from otlpd.telemetry.metrics import Metrics
 from otlpd.telemetry.server import TelemetryServer
@@ -139,21 +140,7 @@ class Service:
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; a second signal exits at once."""
-        loop = asyncio.get_running_loop()
-        signals_seen = 0
-
-        def on_signal(signum: int) -> None:
-            nonlocal signals_seen
-            signals_seen += 1
-            if signals_seen > 1:
-                log.warning("second signal: exiting without draining", extra={"signal": signum})
-                otlpd_logging.flush()
-                os._exit(1)
-            log.info("signal received, draining", extra={"signal": signal.Signals(signum).name})
-            self._stop.set()
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal, signum)
+        on_stop_signals(self._stop.set)
         try:
             await self.start()
         except StartError:

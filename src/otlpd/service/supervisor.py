@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from otlpd.component import Kind, Settings
 from otlpd.config.load import Config
+from otlpd.service.signals import on_stop_signals
 from otlpd.telemetry import logging as otlpd_logging
 from otlpd.telemetry.aggregate import merge
 from otlpd.telemetry.metrics import Metrics
@@ -159,24 +160,7 @@ class Supervisor:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        signals_seen = 0
-
-        def on_signal(signum: int) -> None:
-            nonlocal signals_seen
-            signals_seen += 1
-            if signals_seen > 1:
-                log.warning("second signal: killing workers without draining")
-                for proc in self._procs.values():
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                otlpd_logging.flush()
-                os._exit(1)
-            log.info("signal received, draining workers", extra={"signal": signal.Signals(signum).name})
-            self._stop.set()
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal, signum)
+        on_stop_signals(self._stop.set, abandon=self._kill_all)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0))
         try:
             return await self._run()
@@ -203,6 +187,11 @@ class Supervisor:
             return 1
         return 0 if all(code == 0 for code in codes) else 1
 
+    def _kill_all(self) -> None:
+        for proc in self._procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
     async def _shutdown(self) -> list[int]:
         self._stopping = True
         for proc in self._procs.values():
@@ -214,9 +203,7 @@ class Supervisor:
             codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in self._procs.values())), grace)
         except TimeoutError:
             log.error("workers did not stop in time; killing them")
-            for proc in self._procs.values():
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+            self._kill_all()
             codes = [await p.wait() for p in self._procs.values()] or [1]
             codes.append(1)
         for task in self._tasks:
