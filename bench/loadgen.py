@@ -46,6 +46,7 @@ class Options:
     attributes: int = 8
     concurrency: int = 16
     connections: int = 1  # gRPC channels; HTTP/1.1 always uses one connection per in-flight request
+    assign: str = "rotate"  # rotate: each request on the next channel; fixed: slot i on channel i % N
     warmup: float = 2.0
     seconds: float = 10.0
     max_requests: int = 0  # 0 = bounded by time only
@@ -83,16 +84,19 @@ class _GrpcClient:
         ]
         self._calls = [ch.unary_unary(GRPC_METHODS[opts.signal]) for ch in self._channels]
         self._next = 0
+        self._fixed = opts.assign == "fixed"
         self._body = request.body
         self._timeout = opts.timeout
         self._compression = grpc.Compression.Gzip if opts.compression == "gzip" else None
 
-    async def send(self) -> tuple[str, bytes]:
-        self._next = (self._next + 1) % len(self._calls)
+    async def send(self, slot: int) -> tuple[str, bytes]:
+        if self._fixed:  # each connection is its own closed-loop client: slow peer, fewer requests
+            call = self._calls[slot % len(self._calls)]
+        else:  # every connection gets the same number of requests
+            self._next = (self._next + 1) % len(self._calls)
+            call = self._calls[self._next]
         try:
-            response = await self._calls[self._next](
-                self._body, timeout=self._timeout, compression=self._compression
-            )
+            response = await call(self._body, timeout=self._timeout, compression=self._compression)
         except grpc.aio.AioRpcError as exc:
             return exc.code().name, b""
         return "OK", response
@@ -197,7 +201,7 @@ class _HttpClient:
         self._all.append(conn)
         return conn
 
-    async def send(self) -> tuple[str, bytes]:
+    async def send(self, slot: int) -> tuple[str, bytes]:
         try:
             conn = await self._connection()
             status, body = await asyncio.wait_for(conn.request(self._request), self._timeout)
@@ -263,12 +267,12 @@ async def run(opts: Options, request: Encoded | None = None, quiet: bool = False
     signal = request.signal
     latencies = stats.window_latencies
 
-    async def worker() -> None:
+    async def worker(slot: int) -> None:
         nonlocal issued
         while not stopping and (not opts.max_requests or issued < opts.max_requests):
             issued += 1
             t0 = time.perf_counter()
-            outcome, response = await client.send()
+            outcome, response = await client.send(slot)
             dt = time.perf_counter() - t0
             stats.requests += 1
             if outcome == "OK":
@@ -286,7 +290,7 @@ async def run(opts: Options, request: Encoded | None = None, quiet: bool = False
         return
 
     try:
-        await asyncio.gather(*(worker() for _ in range(opts.concurrency)))
+        await asyncio.gather(*(worker(slot) for slot in range(opts.concurrency)))
     finally:
         opened.cancel()
         closed.cancel()
@@ -304,6 +308,7 @@ async def run(opts: Options, request: Encoded | None = None, quiet: bool = False
         "items_per_request": items,
         "concurrency": opts.concurrency,
         "connections": opts.connections,
+        "assign": opts.assign,
         "requests": stats.requests,
         "ok": stats.ok,
         "items_ok": stats.items_ok,
@@ -329,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attributes", type=int, default=8, help="attributes per span / record / point")
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     p.add_argument("--connections", type=int, default=1, help="gRPC channels (TCP connections)")
+    p.add_argument(
+        "--assign",
+        choices=("rotate", "fixed"),
+        default="rotate",
+        help="gRPC: each request on the next channel (rotate), or request slot i always on channel i %% N "
+        "(fixed: every channel is an independent closed-loop client)",
+    )
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--seconds", type=float, default=10.0, help="measurement window")
     p.add_argument("--max-requests", type=int, default=0)

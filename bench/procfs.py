@@ -94,3 +94,55 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(2)
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets process ``pid`` has open (``socket:[inode]`` in /proc/<pid>/fd)."""
+    out: set[int] = set()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(entry.path)
+                if target.startswith("socket:["):
+                    out.add(int(target[8:-1]))
+    return out
+
+
+TCP_ESTABLISHED = "01"
+TCP_LISTEN = "0A"
+
+
+def tcp_sockets() -> list[tuple[int, str, int]]:
+    """(local port, state, inode) of every TCP socket in this network namespace (IPv4 and IPv6)."""
+    out: list[tuple[int, str, int]] = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            # sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            out.append((int(f[1].rsplit(":", 1)[1], 16), f[3], int(f[9])))
+    return out
+
+
+def connections_on(pid: int, port: int, table: list[tuple[int, str, int]] | None = None) -> int:
+    """Established TCP connections to local ``port`` that process ``pid`` holds."""
+    mine = socket_inodes(pid)
+    rows = tcp_sockets() if table is None else table
+    return sum(1 for lport, st, inode in rows if lport == port and st == TCP_ESTABLISHED and inode in mine)
+
+
+def listening_ports(pid: int, table: list[tuple[int, str, int]] | None = None) -> set[int]:
+    """Local TCP ports process ``pid`` listens on."""
+    mine = socket_inodes(pid)
+    rows = tcp_sockets() if table is None else table
+    return {lport for lport, state, inode in rows if state == TCP_LISTEN and inode in mine}
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds all cores spent not idle since boot (/proc/stat: all but idle and iowait)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
