@@ -356,3 +356,37 @@ async def test_tls_with_ca_file_client_certificate_and_server_name_override(
     [(body, headers)] = got
     assert body == message.SerializeToString()
     assert headers["user-agent"] == H2_AGENT
+
+
+async def test_a_graceful_goaway_lets_the_accepted_call_finish_once() -> None:
+    """A peer stopping gracefully (GOAWAY, then finishing in-flight calls) must not cause a resend."""
+    got: list[bytes] = []
+    started = asyncio.Event()
+    server = grpc.aio.server()
+
+    async def export(request: bytes, context: Any) -> bytes:
+        got.append(request)
+        started.set()
+        await asyncio.sleep(0.5)  # still working when the server starts its graceful stop
+        return b""
+
+    handler = grpc.unary_unary_rpc_method_handler(export)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(Signal.TRACES.grpc_service, {"Export": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    cfg = {
+        "endpoint": f"127.0.0.1:{port}",
+        "tls": {"insecure": True},
+        "retry_on_failure": {"initial_interval": "10ms", "max_interval": "20ms"},
+    }
+    async with running("otlp", cfg) as r:
+        await r.consumer.consume(payload(Signal.TRACES, traces(4, "goaway")))
+        await asyncio.wait_for(started.wait(), 10)
+        await server.stop(grace=5)  # GOAWAY now; the call in flight completes
+        assert await wait_for(lambda: r.m(SENT) == 4)
+        await asyncio.sleep(0.2)  # room for a (wrong) resend to show up
+    assert len(got) == 1
+    assert r.m(FAILED) == 0
+    assert r.m(DROPPED) == 0

@@ -118,6 +118,9 @@ class Supervisor:
         )
         os.close(write_end)
         self._procs[index] = proc
+        if self._stopping:  # a restart that raced with SIGTERM: this worker missed the signal
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
         self._ready[index] = False
         self._started_at[index] = time.monotonic()
         port = await asyncio.to_thread(_read_port, read_end)
@@ -145,10 +148,13 @@ class Supervisor:
             log.error("worker exited; restarting", extra={"worker": index, "code": code, "in_s": backoff})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), backoff)
-            if self._stopping:
+            if self._stopping or self._stop.is_set():
                 return
             backoff = min(backoff * 2, _MAX_BACKOFF)
-            await self._spawn(index)
+            try:
+                await self._spawn(index)
+            except OSError as exc:  # out of file descriptors, say: try again after the backoff
+                log.error("cannot start worker", extra={"worker": index, "error": str(exc)})
 
     async def _poll_health(self) -> None:
         while not self._stopping:
@@ -198,13 +204,24 @@ class Supervisor:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
-        grace = self.config.service.shutdown_timeout + 5.0  # workers bound their own drain
-        try:
-            codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in self._procs.values())), grace)
-        except TimeoutError:
-            log.error("workers did not stop in time; killing them")
-            self._kill_all()
-            codes = [await p.wait() for p in self._procs.values()] or [1]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.service.shutdown_timeout + 5.0  # workers bound their drain
+        forced = False
+        # Loop, not one gather: a restart racing with the signal may add a process meanwhile.
+        while pending := [p for p in self._procs.values() if p.returncode is None]:
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(*(p.wait() for p in pending)), max(0.0, deadline - loop.time())
+                )
+            except TimeoutError:
+                if forced:  # killed and still not reaped: give up waiting
+                    break
+                log.error("workers did not stop in time; killing them")
+                self._kill_all()
+                forced = True
+                deadline = loop.time() + 5.0  # time for the kernel to reap them
+        codes = [p.returncode if p.returncode is not None else 1 for p in self._procs.values()]
+        if forced:
             codes.append(1)
         for task in self._tasks:
             task.cancel()

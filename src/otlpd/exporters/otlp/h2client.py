@@ -115,6 +115,39 @@ class _Stream:
         self.done: asyncio.Future[None] = loop.create_future()
 
 
+_CLOSED = h2.connection.ConnectionState.CLOSED
+_I = h2.connection.ConnectionInputs
+_STILL_RECEIVING = (
+    _I.RECV_HEADERS,
+    _I.RECV_DATA,
+    _I.RECV_RST_STREAM,
+    _I.RECV_WINDOW_UPDATE,
+    _I.RECV_PING,
+    _I.RECV_SETTINGS,
+    _I.SEND_RST_STREAM,
+    _I.SEND_WINDOW_UPDATE,
+    _I.SEND_PING,
+    _I.SEND_SETTINGS,
+)
+
+
+class _FinishAfterGoaway(h2.connection.H2ConnectionStateMachine):
+    """Let the server finish the streams it accepted before its GOAWAY.
+
+    After a GOAWAY a server still completes every stream up to its
+    ``last_stream_id`` (RFC 9113, section 6.8): grpc-go and gRPC C-core do so on
+    a graceful stop or at ``max_connection_age``. h2 moves the connection to
+    CLOSED at once and treats those frames as protocol errors, which would fail
+    calls the server accepted, and our retry would send their data twice. In
+    CLOSED we keep receiving (and acknowledging) frames for open streams.
+    """
+
+    _transitions = {
+        **h2.connection.H2ConnectionStateMachine._transitions,
+        **{(_CLOSED, event): (None, _CLOSED) for event in _STILL_RECEIVING},
+    }
+
+
 class _Connection(asyncio.Protocol):
     """One HTTP/2 connection: the h2 state machine fed by an asyncio transport."""
 
@@ -122,6 +155,7 @@ class _Connection(asyncio.Protocol):
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None)
         )
+        self.h2.state_machine = _FinishAfterGoaway()
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}
         self.usable = True  # False after GOAWAY or a failure: no new streams
