@@ -295,15 +295,18 @@ async def http_peer() -> AsyncIterator[HttpPeer]:
 
 @dataclass
 class Proxy:
-    """Counts the bytes a client sends through it: the size of a request on the wire."""
+    """A TCP relay: counts the bytes a client sends (a request's size on the wire) and the
+    connections it took; ``target`` may be changed to send new connections elsewhere."""
 
     port: int = 0
+    target: int = 0
     upstream_bytes: int = 0
+    connections: int = 0
 
 
 @contextlib.asynccontextmanager
 async def byte_counting_proxy(target_port: int) -> AsyncIterator[Proxy]:
-    proxy = Proxy()
+    proxy = Proxy(target=target_port)
     tasks: set[asyncio.Task[None]] = set()
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: bool) -> None:
@@ -319,7 +322,12 @@ async def byte_counting_proxy(target_port: int) -> AsyncIterator[Proxy]:
             writer.close()
 
     async def on_client(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        up_r, up_w = await asyncio.open_connection("127.0.0.1", target_port)
+        proxy.connections += 1
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", proxy.target)
+        except OSError:  # nothing listens there (a test stopped the peer): refuse this client
+            client_w.close()
+            return
         for t in (pipe(client_r, up_w, True), pipe(up_r, client_w, False)):
             task = asyncio.create_task(t)
             tasks.add(task)

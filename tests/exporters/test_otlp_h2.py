@@ -13,7 +13,6 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -134,56 +133,9 @@ async def test_non_retryable_codes_are_not_retried(sink: Sink, code: grpc.Status
     assert r.m(DROPPED, reason="permanent") == 4
 
 
-@dataclass
-class Relay:
-    """A TCP relay to a target port that can be changed; counts the connections it took."""
-
-    port: int = 0
-    target: int = 0
-    connections: int = 0
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-
-@contextlib.asynccontextmanager
-async def relay(target: int) -> AsyncIterator[Relay]:
-    r = Relay(target=target)
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    async def on_client(cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
-        r.connections += 1
-        try:
-            ur, uw = await asyncio.open_connection("127.0.0.1", r.target)
-        except OSError:
-            cw.close()
-            return
-        for coro in (pipe(cr, uw), pipe(ur, cw)):
-            task = asyncio.create_task(coro)
-            r.tasks.add(task)
-            task.add_done_callback(r.tasks.discard)
-
-    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
-    r.port = server.sockets[0].getsockname()[1]
-    try:
-        yield r
-    finally:
-        server.close()
-        for task in list(r.tasks):
-            task.cancel()
-        await asyncio.gather(*r.tasks, return_exceptions=True)
-
-
 async def test_concurrent_sends_are_multiplexed_on_one_connection(sink: Sink) -> None:
     sink.state.delay = 0.5
-    async with relay(sink.grpc_port) as rl:
+    async with byte_counting_proxy(sink.grpc_port) as rl:
         cfg = upstream("otlp", sink, endpoint=f"127.0.0.1:{rl.port}", sending_queue={"num_consumers": 5})
         async with running("otlp", cfg) as r:
             for i in range(5):
@@ -199,7 +151,7 @@ async def test_a_peer_that_goes_away_mid_call_is_retried_and_the_client_reconnec
     first = Sink().__enter__()
     first.state.delay = 5.0  # the call is in flight when the peer stops
     try:
-        async with relay(first.grpc_port) as rl:
+        async with byte_counting_proxy(first.grpc_port) as rl:
             cfg = upstream("otlp", first, endpoint=f"127.0.0.1:{rl.port}")
             async with running("otlp", cfg) as r:
                 await r.consumer.consume(payload(Signal.TRACES, traces(3, "away")))

@@ -62,13 +62,9 @@ class OtlpGrpcExporter:
         self._log = otlpd_logging.get(f"exporter.{name}")
         self._channel: grpc.aio.Channel | None = None
         self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
-        self._compression = (
-            grpc.Compression.Gzip
-            if config.compression in ("gzip", "deflate")
-            else grpc.Compression.NoCompression
+        self._compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
+            config.compression, grpc.Compression.NoCompression
         )
-        if config.compression == "deflate":
-            self._compression = grpc.Compression.Deflate
         self._h2: h2client.H2Channel | None = None
 
     def _h2_channel(self) -> h2client.H2Channel | None:

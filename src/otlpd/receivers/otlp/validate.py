@@ -18,6 +18,7 @@ remove the bad items. Both steps are in docs/architecture.md with their cost.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -42,24 +43,21 @@ def reject_invalid(message: ExportRequest, data: bytes | None = None) -> tuple[i
     if data is not None and _all_ids_valid(message, data):
         return 0, ""
     if isinstance(message, trace_svc.ExportTraceServiceRequest):
-        rejected = 0
-        for rs in message.resource_spans:
-            for ss in rs.scope_spans:
-                bad = _bad_spans(ss.spans)
-                if bad:
-                    _delete(ss.spans, bad)
-                    rejected += len(bad)
-        return rejected, _SPAN_WHY if rejected else ""
-    if isinstance(message, logs_svc.ExportLogsServiceRequest):
-        rejected = 0
-        for rl in message.resource_logs:
-            for sl in rl.scope_logs:
-                bad = _bad_logs(sl.log_records)
-                if bad:
-                    _delete(sl.log_records, bad)
-                    rejected += len(bad)
-        return rejected, _LOG_WHY if rejected else ""
-    return 0, ""
+        scopes: Any = (ss.spans for rs in message.resource_spans for ss in rs.scope_spans)
+        find: Callable[[Any], list[int]] = _bad_spans
+        why = _SPAN_WHY
+    elif isinstance(message, logs_svc.ExportLogsServiceRequest):
+        scopes = (sl.log_records for rl in message.resource_logs for sl in rl.scope_logs)
+        find, why = _bad_logs, _LOG_WHY
+    else:
+        return 0, ""
+    rejected = 0
+    for items in scopes:
+        bad = find(items)
+        for i in reversed(bad):
+            del items[i]
+        rejected += len(bad)
+    return rejected, why if rejected else ""
 
 
 def _bad_spans(spans: Any) -> list[int]:
@@ -82,11 +80,6 @@ def _bad_logs(records: Any) -> list[int]:
     return [
         i for i, r in enumerate(records) if len(r.trace_id) not in (0, 16) or len(r.span_id) not in (0, 8)
     ]
-
-
-def _delete(items: Any, indexes: list[int]) -> None:
-    for i in reversed(indexes):
-        del items[i]
 
 
 # --- the fast check ------------------------------------------------------------------------
