@@ -53,7 +53,7 @@ def test_components_lists_every_component_and_alias() -> None:
     names = {section: [entry.split(":")[0] for entry in entries] for section, entries in sections.items()}
     assert names["receivers"] == ["otlp"]
     assert names["processors"] == ["batch"]
-    assert names["exporters"] == ["otlp (alias", "otlphttp (alias", "debug", "file"]
+    assert names["exporters"] == ["otlp (alias", "otlphttp (alias", "debug", "file", "store"]
     exporters = "\n".join(sections["exporters"])
     assert "otlp (alias: otlp_grpc)" in exporters
     assert "[logs, metrics, traces]" in exporters
@@ -211,12 +211,13 @@ def test_print_config_without_a_file_shows_the_default() -> None:
     result = otlpd("print-config")
     assert result.returncode == 0, result.stderr
     printed = yaml.safe_load(result.stdout)
-    assert list(printed["exporters"]) == ["debug"]
+    assert list(printed["exporters"]) == ["store", "debug"]
+    assert printed["exporters"]["store"]["path"] == "./data/otlpd.duckdb"
     assert printed["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4317"
     upstream = otlpd("print-config", env={"OTLPD_EXPORTER_OTLP_ENDPOINT": "http://10.0.0.1:4317"})
     printed = yaml.safe_load(upstream.stdout)
     assert printed["exporters"]["otlp"]["endpoint"] == "http://10.0.0.1:4317"
-    assert printed["service"]["pipelines"]["logs"]["exporters"] == ["debug", "otlp"]
+    assert printed["service"]["pipelines"]["logs"]["exporters"] == ["store", "debug", "otlp"]
 
 
 def test_print_config_follows_otlpd_config(tmp_path: Path) -> None:

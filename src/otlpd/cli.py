@@ -1,4 +1,4 @@
-"""``otlpd serve | validate | print-config | components | version``."""
+"""``otlpd serve | validate | print-config | components | migrate | version``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("print-config", help="print the effective config (secrets redacted)")
     _config_arg(show)
     sub.add_parser("components", help="list the available components")
+    migrate = sub.add_parser("migrate", help="bring every store's database schema up to date, then exit")
+    _config_arg(migrate)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -67,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         print(f"{args.config}: valid")
         return 0
+    if args.command == "migrate":
+        return _migrate(config)
     if args.command == "print-config":
         try:
             yaml.safe_dump(_escape_dollars(config.effective()), sys.stdout, sort_keys=False)
@@ -79,7 +83,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("otlpd: --workers must be from 1 to 256", file=sys.stderr)
             return 2
         config.service.workers = args.workers
+    if config.service.workers > 1:
+        stores = sorted({str(e) for p in config.pipelines for e in p.exporters if e.type == "store"})
+        if stores:
+            where = args.config or "built-in default"
+            print(
+                f"otlpd: invalid config {where}:\n  service::workers: {config.service.workers} workers cannot"
+                f" share the store exporter ({', '.join(stores)}): its database has one writer process."
+                " Run one worker, or use the store in a separate otlpd.",
+                file=sys.stderr,
+            )
+            return 1
     return _serve(config, args.config)
+
+
+def _migrate(config: Config) -> int:
+    """A one-off admin step (a Kubernetes Job, an init container) before the new version serves."""
+    from otlpd.exporters.store.config import StoreConfig
+    from otlpd.exporters.store.exporter import open_engine
+
+    stores = {
+        cid: c.config for cid, c in config.components.get(Kind.EXPORTER, {}).items() if cid.type == "store"
+    }
+    if not stores:
+        print("otlpd: no store exporter in the config: nothing to migrate")
+        return 0
+    code = 0
+    for cid, cfg in sorted(stores.items()):
+        assert isinstance(cfg, StoreConfig)
+        try:
+            engine = open_engine(cfg)
+            try:
+                before = engine.schema_version()
+                applied = engine.migrate()
+                after = engine.schema_version()
+            finally:
+                engine.close()
+        except Exception as exc:
+            print(f"otlpd: exporters::{cid}: cannot migrate {cfg.path}: {exc}", file=sys.stderr)
+            code = 1
+            continue
+        if applied:
+            print(f"{cid} ({cfg.path}): schema {before} -> {after} (applied {', '.join(map(str, applied))})")
+        else:
+            print(f"{cid} ({cfg.path}): schema {after} is up to date")
+    return code
 
 
 def _escape_dollars(node: Any) -> Any:

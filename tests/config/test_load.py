@@ -299,14 +299,18 @@ def test_env_overrides_win_over_the_file(tmp_path: Path) -> None:
 def test_default_config_without_and_with_an_upstream() -> None:
     plain = load(None, environ={})
     assert plain.source == "built-in default"
-    assert [str(e) for p in plain.pipelines for e in p.exporters] == ["debug"] * 3
+    assert [str(e) for p in plain.pipelines for e in p.exporters] == ["store", "debug"] * 3
+    store = plain.component(Kind.EXPORTER, ComponentID("store")).config
+    assert store.path == "./data/otlpd.duckdb"
+    moved = load(None, environ={"OTLPD_STORE_PATH": "/var/lib/otlpd/traces.duckdb"})
+    assert moved.component(Kind.EXPORTER, ComponentID("store")).config.path == "/var/lib/otlpd/traces.duckdb"
     assert sorted(p.signal.value for p in plain.pipelines) == ["logs", "metrics", "traces"]
     protocols = plain.component(Kind.RECEIVER, ComponentID("otlp")).config.protocols
     assert (protocols.grpc.endpoint, protocols.http.endpoint) == ("0.0.0.0:4317", "0.0.0.0:4318")
 
     upstream = load(None, environ={"OTLPD_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"})
     for p in upstream.pipelines:
-        assert [str(e) for e in p.exporters] == ["debug", "otlp"]
+        assert [str(e) for e in p.exporters] == ["store", "debug", "otlp"]
     otlp = upstream.component(Kind.EXPORTER, ComponentID("otlp")).config
     assert otlp.endpoint == "http://collector:4317"
     assert otlp.tls.insecure is True

@@ -38,6 +38,7 @@ class Otlpd:
             self.config_path = Path(self._dir.name) / "otlpd.yaml"
             self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = Path(self._dir.name) / "otlpd.log"
+        self.workdir = Path(self._dir.name)
         self.env = {
             **os.environ,
             "OTLPD_HTTP_ENDPOINT": f"127.0.0.1:{self.admin_port}",
@@ -63,7 +64,10 @@ class Otlpd:
         if self.config_path is not None:
             args += ["--config", str(self.config_path)]
         self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        # In its own directory: the default config's store (./data/otlpd.duckdb) lands there.
+        self.proc = subprocess.Popen(
+            args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
         if wait_ready:
             self.wait_ready()
         return self

@@ -1,8 +1,10 @@
 """The config otlpd runs with when no file is given.
 
-OTLP on 4317/4318 on all interfaces (a container needs that), batching, and a
-``debug`` exporter so a developer sees data arrive; an ``otlp`` exporter is
-added when OTLPD_EXPORTER_OTLP_ENDPOINT names an upstream.
+OTLP on 4317/4318 on all interfaces (a container needs that), batching, the
+``store`` exporter (``./data/otlpd.duckdb``, or OTLPD_STORE_PATH) so that
+everything sent can be queried on :8080, and a ``debug`` exporter so a
+developer sees data arrive; an ``otlp`` exporter is added when
+OTLPD_EXPORTER_OTLP_ENDPOINT names an upstream.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 
 def default_config(env: Mapping[str, str]) -> dict[str, Any]:
-    exporters: dict[str, Any] = {"debug": {"verbosity": "basic"}}
+    store_path = env.get("OTLPD_STORE_PATH", "").strip() or "./data/otlpd.duckdb"
+    exporters: dict[str, Any] = {"store": {"path": store_path}, "debug": {"verbosity": "basic"}}
     upstream = env.get("OTLPD_EXPORTER_OTLP_ENDPOINT", "").strip()
     if upstream:
         exporters["otlp"] = {

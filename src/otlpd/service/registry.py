@@ -7,6 +7,7 @@ from otlpd.exporters.debug.factory import FACTORY as DEBUG_EXPORTER
 from otlpd.exporters.file.factory import FACTORY as FILE_EXPORTER
 from otlpd.exporters.otlp.factory import FACTORY as OTLP_EXPORTER
 from otlpd.exporters.otlphttp.factory import FACTORY as OTLPHTTP_EXPORTER
+from otlpd.exporters.store.factory import FACTORY as STORE_EXPORTER
 from otlpd.extensions.health_check.factory import FACTORY as HEALTH_CHECK_EXTENSION
 from otlpd.processors.batch.factory import FACTORY as BATCH_PROCESSOR
 from otlpd.receivers.otlp.factory import FACTORY as OTLP_RECEIVER
@@ -18,6 +19,7 @@ FACTORIES: tuple[Factory, ...] = (
     OTLPHTTP_EXPORTER,
     DEBUG_EXPORTER,
     FILE_EXPORTER,
+    STORE_EXPORTER,
     HEALTH_CHECK_EXTENSION,
 )
 

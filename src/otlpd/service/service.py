@@ -22,8 +22,11 @@ from typing import Any
 from otlpd import __version__
 from otlpd.component import Kind
 from otlpd.config.load import Config
+from otlpd.exporters.store.exporter import StoreExporterComponent
+from otlpd.query.routes import add_routes
 from otlpd.service.graph import Graph, Node
 from otlpd.service.signals import on_stop_signals
+from otlpd.store.store import Store
 from otlpd.telemetry import logging as otlpd_logging
 from otlpd.telemetry.metrics import Metrics
 from otlpd.telemetry.server import TelemetryServer
@@ -49,9 +52,22 @@ class Service:
         self.status: dict[str, str] = {n.key: "starting" for n in self.graph.nodes}
         # A worker's own server is private: the supervisor serves the public endpoint.
         endpoint = "127.0.0.1:0" if worker else config.service.http.endpoint
-        self.server = TelemetryServer(endpoint, self._exposition, self.health)
+        self.server = TelemetryServer(
+            endpoint,
+            self._exposition,
+            self.health,
+            lambda app: add_routes(app, self._query_store, self.metrics),
+        )
         self._stop = asyncio.Event()
         self.metrics.ready.set_function(lambda: 1.0 if self.health()[0] else 0.0)
+
+    def _query_store(self) -> Store | None:
+        """The store the query API reads: the first ``store`` exporter in the config."""
+        stores = sorted(
+            (n for n in self.graph.nodes if isinstance(n.component, StoreExporterComponent)),
+            key=lambda n: n.id,
+        )
+        return stores[0].component.store if stores else None
 
     async def _exposition(self) -> bytes:
         return self.metrics.exposition()

@@ -88,6 +88,23 @@ class Metrics:
             "otlpd_processor_batch_pending_items", "Items buffered in a batch processor.",
             ["processor", "pipeline", "signal"], registry=registry,
         )  # fmt: skip
+        self.store_size = Gauge(
+            "otlpd_store_size_bytes", "Bytes the store's database uses on disk (data and WAL).",
+            ["exporter"], registry=registry,
+        )  # fmt: skip
+        self.store_items = Gauge(
+            "otlpd_store_items", "Items held in the store, by signal.",
+            ["exporter", "signal"], registry=registry,
+        )  # fmt: skip
+        self.store_pruned = Counter(
+            "otlpd_store_pruned_items",
+            "Items deleted by retention, by reason (age, size).",
+            ["exporter", "reason"], registry=registry,
+        )  # fmt: skip
+        self.store_query_duration = Histogram(
+            "otlpd_query_duration_seconds", "Time to answer a query API request, by endpoint.",
+            ["endpoint"], buckets=_LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
         self.component_up = Gauge(
             "otlpd_component_up", "1 when a component has started and is running.",
             ["kind", "id"], registry=registry,

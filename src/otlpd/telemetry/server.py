@@ -1,7 +1,7 @@
-"""otlpd's own HTTP server: health probes and Prometheus metrics.
+"""otlpd's own HTTP server: health probes, Prometheus metrics, the query API.
 
 It starts before the pipeline and stops after it, so probes answer (not
-ready) during start-up and drain. The query API and UI will mount here too.
+ready) during start-up and drain.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ ExpositionFn = Callable[[], Awaitable[bytes]]
 
 
 class TelemetryServer:
-    def __init__(self, endpoint: str, exposition: ExpositionFn, health: HealthFn) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        exposition: ExpositionFn,
+        health: HealthFn,
+        routes: Callable[[web.Application], None] | None = None,
+    ) -> None:
         self._endpoint = endpoint
         self._exposition = exposition
         self._health = health
@@ -30,6 +36,8 @@ class TelemetryServer:
         app.router.add_get("/health/ready", self._ready)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics_handler)
+        if routes is not None:
+            routes(app)
         self.app = app
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         self.port = 0

@@ -1,0 +1,596 @@
+"""The embedded engine: one DuckDB database file (or ``:memory:``).
+
+Writes are columnar: a request's columns become an Arrow table that DuckDB
+reads in one ``INSERT … SELECT``. One writer thread at a time (the store
+serializes writes); every reader thread gets its own DuckDB connection on the
+same database, so queries run while data arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from otlpd.errors import PermanentError, RetryableError
+from otlpd.store import attributes
+from otlpd.store.columns import Dimensions, LogColumns, MetricColumns, SpanColumns, trace_key
+from otlpd.store.duckdb.migrations import BOOKKEEPING, LATEST, MIGRATIONS
+from otlpd.store.engine import (
+    LogQuery,
+    LogRow,
+    MetricInfo,
+    PointRow,
+    SeriesQuery,
+    SpanRow,
+    TraceQuery,
+    TraceSummary,
+    Usage,
+)
+
+STATUS_ERROR = 2
+
+
+class SchemaError(Exception):
+    """The database was written by a newer otlpd, or is not an otlpd database."""
+
+
+def _latin1(text: str | None) -> bytes:
+    return (text or "").encode("latin-1")
+
+
+class DuckDBEngine:
+    def __init__(
+        self, path: str, *, threads: int = 2, memory_limit: int = 256 * 2**20, flush_rows: int = 122_880
+    ) -> None:
+        self.path = path
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "threads": str(threads),
+            "memory_limit": f"{memory_limit // 2**20}MB",
+        }
+        self._db = duckdb.connect(path, config=config)
+        self._local = threading.local()
+        self._lock = threading.Lock()  # the writer; reads never take it
+        self._known_resources: set[int] = set()
+        self._known_scopes: set[int] = set()
+        self._connections: list[duckdb.DuckDBPyConnection] = []
+        self._connections_lock = threading.Lock()
+        self.flush_rows = flush_rows
+        self._pending: dict[str, list[pa.Table]] = {}
+        self._pending_dims = Dimensions()
+        self._pending_rows = 0
+
+    # -- connections -------------------------------------------------------
+
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = self._db.cursor()
+            self._local.con = con
+            with self._connections_lock:
+                self._connections.append(con)
+        return con
+
+    def close(self) -> None:
+        with self._lock, self._connections_lock:
+            for con in self._connections:
+                con.close()
+            self._connections.clear()
+            self._db.close()
+
+    # -- schema ------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        con = self._con()
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'otlpd_schema'"
+        ).fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = con.execute("SELECT coalesce(max(version), 0) FROM otlpd_schema").fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> list[int]:
+        with self._lock:
+            con = self._con()
+            con.execute(BOOKKEEPING)
+            current = self.schema_version()
+            if current > LATEST:
+                raise SchemaError(
+                    f"{self.path} has schema version {current}; this otlpd knows up to {LATEST}"
+                    " (upgrade otlpd, or point the store at another path)"
+                )
+            applied: list[int] = []
+            for migration in MIGRATIONS:
+                if migration.version <= current:
+                    continue
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    for statement in migration.statements:
+                        con.execute(statement)
+                    con.execute(
+                        "INSERT INTO otlpd_schema (version, description) VALUES (?, ?)",
+                        [migration.version, migration.description],
+                    )
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                applied.append(migration.version)
+            return applied
+
+    # -- writes ------------------------------------------------------------
+
+    def _write_dimensions(self, con: duckdb.DuckDBPyConnection, dims: Dimensions) -> None:
+        new_resources = {k: v for k, v in dims.resources.items() if k not in self._known_resources}
+        if new_resources:
+            keys = list(new_resources)
+            rows = pa.table(
+                {
+                    "key": pa.array(keys, pa.int64()),
+                    "service_name": [new_resources[k][0] for k in keys],
+                    "data": [new_resources[k][1] for k in keys],
+                    "schema_url": [new_resources[k][2] for k in keys],
+                }
+            )
+            con.register("new_resources", rows)
+            con.execute("INSERT OR IGNORE INTO resources SELECT * FROM new_resources")
+            con.unregister("new_resources")
+        new_scopes = {k: v for k, v in dims.scopes.items() if k not in self._known_scopes}
+        if new_scopes:
+            keys = list(new_scopes)
+            rows = pa.table(
+                {
+                    "key": pa.array(keys, pa.int64()),
+                    "name": [new_scopes[k][0] for k in keys],
+                    "version": [new_scopes[k][1] for k in keys],
+                    "data": [new_scopes[k][2] for k in keys],
+                    "schema_url": [new_scopes[k][3] for k in keys],
+                }
+            )
+            con.register("new_scopes", rows)
+            con.execute("INSERT OR IGNORE INTO scopes SELECT * FROM new_scopes")
+            con.unregister("new_scopes")
+
+    def _buffer(self, table: str, batch: pa.Table, dims: Dimensions) -> None:
+        """Keep a batch for the next commit; commit first once a row group's worth is waiting.
+
+        DuckDB writes a transaction that appends at least a row group (122,880
+        rows) straight to the database file, compressed; smaller ones go
+        through the WAL first and cost about twice the CPU per row. The commit
+        comes before this batch is added, so if it fails the caller may retry
+        this batch without it being stored twice.
+        """
+        if self._pending_rows >= self.flush_rows:
+            self.flush()
+        with self._lock:
+            self._pending.setdefault(table, []).append(batch)
+            self._pending_dims.resources.update(dims.resources)
+            self._pending_dims.scopes.update(dims.scopes)
+            self._pending_rows += batch.num_rows
+
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def flush(self) -> int:
+        """Commit everything buffered in one transaction; the number of rows committed.
+
+        An I/O failure (disk full) keeps the rows pending and raises
+        :class:`RetryableError`; anything else means the rows can never be
+        written, so they are discarded and :class:`PermanentError` says how many.
+        """
+        with self._lock:
+            if not self._pending_rows:
+                return 0
+            pending, dims, rows = self._pending, self._pending_dims, self._pending_rows
+            con = self._con()
+            try:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    self._write_dimensions(con, dims)
+                    for table, batches in pending.items():
+                        batch = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+                        name = f"{table}_batch"
+                        con.register(name, batch)
+                        try:
+                            for statement in _INSERTS[table]:
+                                con.execute(statement.format(batch=name))
+                        finally:
+                            con.unregister(name)
+                    con.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(duckdb.Error):
+                        con.execute("ROLLBACK")
+                    raise
+            except (OSError, duckdb.IOException, duckdb.OutOfMemoryException) as exc:
+                raise RetryableError(f"cannot write {self.path}: {exc}") from None
+            except duckdb.Error as exc:
+                self._pending, self._pending_dims, self._pending_rows = {}, Dimensions(), 0
+                raise PermanentError(f"{rows} items could not be stored in {self.path}: {exc}") from None
+            self._pending, self._pending_dims, self._pending_rows = {}, Dimensions(), 0
+            # Only once committed: a rolled-back batch must write its resources again.
+            self._known_resources.update(dims.resources)
+            self._known_scopes.update(dims.scopes)
+            return rows
+
+    def write_spans(self, c: SpanColumns) -> None:
+        if not len(c):
+            return
+        batch = pa.table(
+            {
+                "trace_key": pa.array(c.trace_key, pa.int64()),
+                "trace_id": pa.array(c.trace_id, pa.binary()),
+                "span_id": pa.array(c.span_id, pa.binary()),
+                "parent_span_id": pa.array(c.parent_span_id, pa.binary()),
+                "service_name": pa.array(c.service_name, pa.string()),
+                "name": pa.array(c.name, pa.string()),
+                "kind": pa.array(c.kind, pa.uint8()),
+                "start_ns": pa.array(c.start_ns, pa.uint64()),
+                "end_ns": pa.array(c.end_ns, pa.uint64()),
+                "status_code": pa.array(c.status_code, pa.uint8()),
+                "resource_key": pa.array(c.resource_key, pa.int64()),
+                "scope_key": pa.array(c.scope_key, pa.int64()),
+                "data": pa.array(c.data, pa.string()),
+            }
+        )
+        self._buffer("spans", batch, c.dims)
+
+    def write_logs(self, c: LogColumns) -> None:
+        if not len(c):
+            return
+        batch = pa.table(
+            {
+                "time_ns": pa.array(c.time_ns, pa.uint64()),
+                "observed_ns": pa.array(c.observed_ns, pa.uint64()),
+                "service_name": pa.array(c.service_name, pa.string()),
+                "severity_number": pa.array(c.severity_number, pa.uint8()),
+                "severity_text": pa.array(c.severity_text, pa.string()),
+                "body": pa.array(c.body, pa.string()),
+                "trace_id": pa.array(c.trace_id, pa.binary()),
+                "span_id": pa.array(c.span_id, pa.binary()),
+                "resource_key": pa.array(c.resource_key, pa.int64()),
+                "scope_key": pa.array(c.scope_key, pa.int64()),
+                "data": pa.array(c.data, pa.string()),
+            }
+        )
+        self._buffer("logs", batch, c.dims)
+
+    def write_metrics(self, c: MetricColumns) -> None:
+        if not len(c):
+            return
+        batch = pa.table(
+            {
+                "name": pa.array(c.name, pa.string()),
+                "type": pa.array(c.type, pa.string()),
+                "unit": pa.array(c.unit, pa.string()),
+                "description": pa.array(c.description, pa.string()),
+                "temporality": pa.array(c.temporality, pa.uint8()),
+                "monotonic": pa.array(c.monotonic, pa.bool_()),
+                "service_name": pa.array(c.service_name, pa.string()),
+                "time_ns": pa.array(c.time_ns, pa.uint64()),
+                "start_ns": pa.array(c.start_ns, pa.uint64()),
+                "value": pa.array(c.value, pa.float64()),
+                "count": pa.array(c.count, pa.uint64()),
+                "sum": pa.array(c.sum, pa.float64()),
+                "attributes": pa.array(c.attributes, pa.string()),
+                "series_key": pa.array(c.series_key, pa.int64()),
+                "resource_key": pa.array(c.resource_key, pa.int64()),
+                "scope_key": pa.array(c.scope_key, pa.int64()),
+                "data": pa.array(c.data, pa.string()),
+            }
+        )
+        self._buffer("metric_points", batch, c.dims)
+
+    # -- reads -------------------------------------------------------------
+
+    def services(self) -> list[str]:
+        rows = self._con().execute("SELECT DISTINCT service_name FROM operations ORDER BY 1").fetchall()
+        return [r[0] for r in rows]
+
+    def operations(self, service: str) -> list[tuple[str, int]]:
+        rows = (
+            self._con()
+            .execute(
+                "SELECT name, kind FROM operations WHERE service_name = ? ORDER BY name, kind",
+                [service],
+            )
+            .fetchall()
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
+    def find_traces(self, q: TraceQuery) -> list[TraceSummary]:
+        where, params = _span_conditions(q)
+        con = self._con()
+        found = con.execute(
+            f"""SELECT trace_id, max(start_ns) AS last FROM spans {where}
+                GROUP BY trace_id ORDER BY last DESC LIMIT ?""",
+            [*params, q.limit],
+        ).fetchall()
+        if not found:
+            return []
+        ids = [bytes(r[0]) for r in found]
+        keys = sorted({trace_key(i) for i in ids})
+        first, last = self._bounds(con, keys)
+        rows = con.execute(
+            f"""SELECT trace_id,
+                    arg_min(service_name, (octet_length(parent_span_id) > 0, start_ns)),
+                    arg_min(name, (octet_length(parent_span_id) > 0, start_ns)),
+                    min(start_ns), max(end_ns), count(*), count_if(status_code = {STATUS_ERROR}),
+                    list(DISTINCT service_name ORDER BY service_name)
+                FROM spans
+                WHERE trace_key IN (SELECT unnest(?::BIGINT[])) AND start_ns BETWEEN ? AND ?
+                    AND trace_id IN (SELECT unnest(?::BLOB[]))
+                GROUP BY trace_id""",
+            [keys, first, last, ids],
+        ).fetchall()
+        by_id = {
+            bytes(r[0]): TraceSummary(
+                trace_id=bytes(r[0]),
+                root_service=r[1],
+                root_name=r[2],
+                start_ns=int(r[3]),
+                duration_ns=max(0, int(r[4]) - int(r[3])),
+                span_count=int(r[5]),
+                error_count=int(r[6]),
+                services=list(r[7]),
+            )
+            for r in rows
+        }
+        return [by_id[i] for i in ids if i in by_id]
+
+    def _bounds(self, con: duckdb.DuckDBPyConnection, keys: Sequence[int]) -> tuple[int, int]:
+        row = con.execute(
+            """SELECT min(first_ns), max(last_ns) FROM trace_index
+               WHERE trace_key IN (SELECT unnest(?::BIGINT[]))""",
+            [list(keys)],
+        ).fetchone()
+        if not row or row[0] is None:
+            return -(2**63), 2**63 - 1
+        return int(row[0]), int(row[1])
+
+    def trace(self, trace_id: bytes) -> list[SpanRow]:
+        con = self._con()
+        key = trace_key(trace_id)
+        first, last = self._bounds(con, [key])
+        rows = con.execute(
+            """SELECT s.service_name, s.data, r.data, sc.data, sc.schema_url, r.schema_url
+               FROM (SELECT service_name, data, resource_key, scope_key, start_ns FROM spans
+                     WHERE trace_key = ? AND start_ns BETWEEN ? AND ? AND trace_id = ?) s
+               LEFT JOIN resources r ON r.key = s.resource_key
+               LEFT JOIN scopes sc ON sc.key = s.scope_key
+               ORDER BY s.start_ns""",
+            [key, first, last, trace_id],
+        ).fetchall()
+        return [
+            SpanRow(
+                service_name=r[0],
+                data=_latin1(r[1]),
+                resource=_latin1(r[2]),
+                scope=_latin1(r[3]),
+                scope_schema_url=r[4] or "",
+                resource_schema_url=r[5] or "",
+            )
+            for r in rows
+        ]
+
+    def find_logs(self, q: LogQuery) -> list[LogRow]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        if q.service is not None:
+            conditions.append("service_name = ?")
+            params.append(q.service)
+        if q.min_severity is not None:
+            conditions.append("severity_number >= ?")
+            params.append(q.min_severity)
+        if q.text:
+            conditions.append("contains(lower(body), ?)")
+            params.append(q.text.lower())
+        if q.trace_id is not None:
+            conditions.append("trace_id = ?")
+            params.append(q.trace_id)
+        if q.start_ns is not None:
+            conditions.append("time_ns >= ?")
+            params.append(q.start_ns)
+        if q.end_ns is not None:
+            conditions.append("time_ns <= ?")
+            params.append(q.end_ns)
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        rows = (
+            self._con()
+            .execute(
+                f"""SELECT l.service_name, l.data, r.data, sc.data
+                FROM (SELECT * FROM logs {where} ORDER BY time_ns DESC LIMIT ?) l
+                LEFT JOIN resources r ON r.key = l.resource_key
+                LEFT JOIN scopes sc ON sc.key = l.scope_key
+                ORDER BY l.time_ns DESC""",
+                [*params, q.limit],
+            )
+            .fetchall()
+        )
+        return [LogRow(r[0], _latin1(r[1]), _latin1(r[2]), _latin1(r[3])) for r in rows]
+
+    def metrics(self) -> list[MetricInfo]:
+        rows = (
+            self._con()
+            .execute("SELECT name, type, unit, description FROM metric_catalog ORDER BY name")
+            .fetchall()
+        )
+        return [MetricInfo(*r) for r in rows]
+
+    def points(self, q: SeriesQuery) -> tuple[MetricInfo | None, list[PointRow]]:
+        con = self._con()
+        info = con.execute(
+            "SELECT name, type, unit, description FROM metric_catalog WHERE name = ?", [q.name]
+        ).fetchone()
+        if info is None:
+            return None, []
+        conditions = ["name = ?", "time_ns >= ?", "time_ns <= ?"]
+        params: list[Any] = [q.name, q.start_ns, q.end_ns]
+        for key, value in q.attributes:
+            if key == "service.name":
+                conditions.append("service_name = ?")
+                params.append(value)
+                continue
+            conditions.append("json_extract_string(attributes, ?) = ?")
+            params.extend([_json_path(key), value])
+        rows = con.execute(
+            f"""SELECT series_key, service_name, attributes, temporality, monotonic, time_ns,
+                    start_ns, data FROM metric_points WHERE {" AND ".join(conditions)}
+                ORDER BY series_key, time_ns LIMIT ?""",
+            [*params, q.limit],
+        ).fetchall()
+        return MetricInfo(*info), [
+            PointRow(int(r[0]), r[1], r[2], int(r[3]), bool(r[4]), int(r[5]), int(r[6]), _latin1(r[7]))
+            for r in rows
+        ]
+
+    # -- retention ---------------------------------------------------------
+
+    def prune(self, before_ns: int) -> int:
+        with self._lock:
+            con = self._con()
+            deleted = 0
+            for table, column in (
+                ("spans", "start_ns"),
+                ("logs", "time_ns"),
+                ("metric_points", "time_ns"),
+                ("trace_index", "last_ns"),
+                ("operations", "last_seen_ns"),
+                ("metric_catalog", "last_seen_ns"),
+            ):
+                row = con.execute(f"DELETE FROM {table} WHERE {column} < ?", [before_ns]).fetchone()
+                if table in ("spans", "logs", "metric_points") and row:
+                    deleted += int(row[0])
+            if deleted:
+                for table in ("resources", "scopes"):
+                    column = "resource_key" if table == "resources" else "scope_key"
+                    con.execute(
+                        f"""DELETE FROM {table} WHERE key NOT IN (
+                            SELECT {column} FROM spans UNION SELECT {column} FROM logs
+                            UNION SELECT {column} FROM metric_points)"""
+                    )
+                self._known_resources.clear()
+                self._known_scopes.clear()
+                con.execute("CHECKPOINT")
+            return deleted
+
+    def oldest_ns(self, fraction: float) -> int | None:
+        row = (
+            self._con()
+            .execute(
+                """SELECT quantile_disc(t, ?) FROM (
+                    SELECT start_ns AS t FROM spans UNION ALL SELECT time_ns FROM logs
+                    UNION ALL SELECT time_ns FROM metric_points)""",
+                [min(max(fraction, 0.0), 1.0)],
+            )
+            .fetchone()
+        )
+        return None if not row or row[0] is None else int(row[0])
+
+    def usage(self) -> Usage:
+        con = self._con()
+        row = con.execute("SELECT used_blocks * block_size, wal_size FROM pragma_database_size()").fetchone()
+        used, wal = (row[0], row[1]) if row else (0, 0)
+        counts = {}
+        for table in ("spans", "logs", "metric_points"):
+            row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            counts[table] = int(row[0]) if row else 0
+        return Usage(
+            bytes=int(used or 0) + _bytes(wal),
+            spans=counts["spans"],
+            logs=counts["logs"],
+            points=counts["metric_points"],
+            tables=counts,
+        )
+
+
+_MAX_NS = "9223372036854775807"  # timestamps past 2262 do not fit signed nanoseconds: clamped
+
+_INSERTS: dict[str, tuple[str, ...]] = {
+    "spans": (
+        f"""INSERT INTO spans SELECT trace_key, trace_id, span_id, parent_span_id, service_name,
+            name, kind, least(start_ns, {_MAX_NS})::BIGINT, least(end_ns, {_MAX_NS})::BIGINT,
+            status_code, resource_key, scope_key, data FROM {{batch}}""",
+        f"""INSERT INTO trace_index SELECT trace_key, min(least(start_ns, {_MAX_NS}))::BIGINT,
+            max(least(start_ns, {_MAX_NS}))::BIGINT FROM {{batch}} GROUP BY trace_key""",
+        f"""INSERT INTO operations
+            SELECT service_name, name, kind, max(least(start_ns, {_MAX_NS}))::BIGINT
+            FROM {{batch}} GROUP BY ALL
+            ON CONFLICT DO UPDATE SET last_seen_ns = greatest(last_seen_ns, excluded.last_seen_ns)""",
+    ),
+    "logs": (
+        f"""INSERT INTO logs SELECT least(time_ns, {_MAX_NS})::BIGINT,
+            least(observed_ns, {_MAX_NS})::BIGINT, service_name, severity_number, severity_text,
+            body, trace_id, span_id, resource_key, scope_key, data FROM {{batch}}""",
+    ),
+    "metric_points": (
+        f"""INSERT INTO metric_points SELECT name, type, unit, description, temporality,
+            monotonic, service_name, least(time_ns, {_MAX_NS})::BIGINT,
+            least(start_ns, {_MAX_NS})::BIGINT, value, count, sum, attributes, series_key,
+            resource_key, scope_key, data FROM {{batch}}""",
+        f"""INSERT INTO metric_catalog
+            SELECT name, arg_max(type, time_ns), arg_max(unit, time_ns),
+                   arg_max(description, time_ns), max(least(time_ns, {_MAX_NS}))::BIGINT
+            FROM {{batch}} GROUP BY name
+            ON CONFLICT DO UPDATE SET type = excluded.type, unit = excluded.unit,
+                description = excluded.description,
+                last_seen_ns = greatest(last_seen_ns, excluded.last_seen_ns)""",
+    ),
+}
+
+
+def _bytes(text: Any) -> int:
+    """DuckDB reports the WAL size as text such as '1.2 MiB'."""
+    if isinstance(text, int | float):
+        return int(text)
+    value, _, unit = str(text or "0").strip().partition(" ")
+    scale = {"": 1, "bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}.get(unit, 1)
+    try:
+        return int(float(value) * scale)
+    except ValueError:
+        return 0
+
+
+def _json_path(key: str) -> str:
+    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+    return f'$."{escaped}"'
+
+
+def _span_conditions(q: TraceQuery) -> tuple[str, list[Any]]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    if q.service is not None:
+        conditions.append("service_name = ?")
+        params.append(q.service)
+    if q.operation is not None:
+        conditions.append("name = ?")
+        params.append(q.operation)
+    if q.min_duration_ns is not None:
+        conditions.append("end_ns - start_ns >= ?")
+        params.append(q.min_duration_ns)
+    if q.max_duration_ns is not None:
+        conditions.append("end_ns - start_ns <= ?")
+        params.append(q.max_duration_ns)
+    if q.errors_only:
+        conditions.append(f"status_code = {STATUS_ERROR}")
+    if q.start_ns is not None:
+        conditions.append("start_ns >= ?")
+        params.append(q.start_ns)
+    if q.end_ns is not None:
+        conditions.append("start_ns <= ?")
+        params.append(q.end_ns)
+    for key, value in q.attributes:
+        options = attributes.patterns(key, value)
+        span_match = " OR ".join("contains(data, ?)" for _ in options)
+        resource_match = " OR ".join("contains(r.data, ?)" for _ in options)
+        conditions.append(
+            f"""(({span_match}) OR resource_key IN (
+                SELECT r.key FROM resources r WHERE {resource_match}))"""
+        )
+        params.extend(options)
+        params.extend(options)
+    return (("WHERE " + " AND ".join(conditions)) if conditions else ""), params

@@ -1,0 +1,176 @@
+"""An engine run off the event loop, with background flushing and retention.
+
+One writer thread does everything that changes the database — converting
+requests to columns, inserting, committing, pruning — so writes need no
+coordination and keep their order. Queries run on a small pool of reader
+threads, each with its own connection; a slow query never holds up ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from otlpd.pdata import Payload, Signal
+from otlpd.store import columns
+from otlpd.store.engine import Engine, Usage
+from otlpd.telemetry import logging as otlpd_logging
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Retention:
+    max_age: float  # seconds, 0 = forever
+    max_size: int  # bytes, 0 = unlimited
+    check_interval: float
+
+
+class Store:
+    def __init__(
+        self,
+        name: str,
+        open_engine: Callable[[], Engine],
+        *,
+        retention: Retention,
+        flush_interval: float,
+        on_usage: Callable[[Usage], None] | None = None,
+        on_pruned: Callable[[str, int], None] | None = None,
+        readers: int = 4,
+    ) -> None:
+        self.name = name
+        self._open_engine = open_engine
+        self._engine: Engine | None = None
+        self._retention = retention
+        self._flush_interval = flush_interval
+        self._on_usage = on_usage
+        self._on_pruned = on_pruned
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix=f"{name}-reader")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._log = otlpd_logging.get(f"store.{name}")
+
+    @property
+    def ready(self) -> bool:
+        return self._engine is not None
+
+    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def read(self, fn: Callable[[Engine], T]) -> T:
+        """Run a query against the engine on a reader thread."""
+        engine = self._engine
+        if engine is None:
+            raise StoreUnavailable(f"store {self.name} is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn, engine)
+
+    async def start(self) -> list[int]:
+        """Open the database and bring its schema up to date; the migrations applied."""
+        engine = await self._on_writer(self._open_engine)
+        try:
+            applied = await self._on_writer(engine.migrate)
+        except BaseException:
+            await self._on_writer(engine.close)
+            raise
+        self._engine = engine
+        if applied:
+            self._log.info("schema migrated", extra={"store": self.name, "applied": applied})
+        self._tasks = [
+            asyncio.create_task(self._flush_loop(), name=f"{self.name}-flush"),
+            asyncio.create_task(self._retention_loop(), name=f"{self.name}-retention"),
+        ]
+        return applied
+
+    async def write(self, payload: Payload) -> None:
+        engine = self._engine
+        if engine is None:
+            raise StoreUnavailable(f"store {self.name} is not open")
+        await self._on_writer(_write, engine, payload)
+
+    async def flush(self) -> None:
+        if self._engine is not None:
+            await self._on_writer(self._engine.flush)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval)
+            try:
+                await self.flush()
+            except Exception as exc:  # the rows stay pending; the next round retries them
+                self._log.error("flush failed", extra={"store": self.name, "error": str(exc)})
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.enforce_retention()
+            except Exception as exc:
+                self._log.error("retention failed", extra={"store": self.name, "error": str(exc)})
+            await asyncio.sleep(self._retention.check_interval)
+
+    async def enforce_retention(self, now_ns: int | None = None) -> dict[str, int]:
+        """Delete what is older than ``max_age``, then the oldest data until under ``max_size``."""
+        engine = self._engine
+        if engine is None:
+            return {}
+        pruned = {"age": 0, "size": 0}
+        now_ns = now_ns or time.time_ns()
+        if self._retention.max_age > 0:
+            cutoff = now_ns - int(self._retention.max_age * 1e9)
+            pruned["age"] = await self._on_writer(engine.prune, cutoff)
+        usage = await self._on_writer(engine.usage)
+        for _ in range(5):  # each round frees at least the share it aimed for, or gives up
+            if not self._retention.max_size or usage.bytes <= self._retention.max_size:
+                break
+            excess = (usage.bytes - self._retention.max_size) / usage.bytes
+            cutoff_or_none = await self._on_writer(engine.oldest_ns, min(1.0, excess + 0.05))
+            if cutoff_or_none is None:
+                break
+            deleted = await self._on_writer(engine.prune, cutoff_or_none + 1)
+            pruned["size"] += deleted
+            usage = await self._on_writer(engine.usage)
+            if not deleted:
+                break
+        for reason, count in pruned.items():
+            if count and self._on_pruned:
+                self._on_pruned(reason, count)
+        if any(pruned.values()):
+            self._log.info("retention pruned", extra={"store": self.name, **pruned, "bytes": usage.bytes})
+        if self._on_usage:
+            self._on_usage(usage)
+        return pruned
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            try:
+                await self._on_writer(engine.flush)
+            finally:
+                await self._on_writer(engine.close)
+        self._writer.shutdown(wait=False)
+        self._readers.shutdown(wait=False)
+
+
+class StoreUnavailable(Exception):
+    pass
+
+
+def _write(engine: Engine, payload: Payload) -> None:
+    message = payload.message
+    if payload.signal is Signal.TRACES:
+        engine.write_spans(columns.spans(message))  # type: ignore[arg-type]
+    elif payload.signal is Signal.LOGS:
+        engine.write_logs(columns.logs(message))  # type: ignore[arg-type]
+    else:
+        engine.write_metrics(columns.metrics(message))  # type: ignore[arg-type]
+    payload.release()
