@@ -123,8 +123,18 @@ class Engine(Protocol):
 
     def write_metrics(self, columns: MetricColumns) -> None: ...
 
+    flush_rows: int
+    """Rows worth committing at once; the store commits when this many are pending."""
+
+    def pending_rows(self) -> int:
+        """Rows written but not yet committed."""
+        ...
+
     def flush(self) -> int:
-        """Make everything written so far durable and visible to queries; rows committed."""
+        """Make everything written so far durable and visible to queries; rows committed.
+
+        Safe to call while writes continue from another thread.
+        """
         ...
 
     def services(self) -> list[str]: ...

@@ -1,9 +1,13 @@
 """An engine run off the event loop, with background flushing and retention.
 
-One writer thread does everything that changes the database — converting
-requests to columns, inserting, committing, pruning — so writes need no
-coordination and keep their order. Queries run on a small pool of reader
-threads, each with its own connection; a slow query never holds up ingest.
+A writer thread converts requests to columns and buffers them in the engine;
+a committer thread commits the buffer (once it is big enough, or every
+``flush_interval``) and prunes, so conversion (Python) and commits (the
+engine's native code, which releases the GIL and waits on the disk) overlap.
+When commits fall behind by ``backlog`` commits' worth of rows, writes wait
+for the commit in progress: back-pressure instead of unbounded memory.
+Queries run on a small pool of reader threads, each with its own
+connection; a slow query never holds up ingest.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from otlpd.errors import RetryableError
 from otlpd.pdata import Payload, Signal
 from otlpd.store import columns
 from otlpd.store.engine import Engine, Usage
@@ -42,6 +47,7 @@ class Store:
         on_usage: Callable[[Usage], None] | None = None,
         on_pruned: Callable[[str, int], None] | None = None,
         readers: int = 4,
+        backlog: int = 2,
     ) -> None:
         self.name = name
         self._open_engine = open_engine
@@ -51,6 +57,9 @@ class Store:
         self._on_usage = on_usage
         self._on_pruned = on_pruned
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-writer")
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-committer")
+        self._commit: asyncio.Future[int] | None = None
+        self._backlog = backlog
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix=f"{name}-reader")
         self._tasks: list[asyncio.Task[None]] = []
         self._log = otlpd_logging.get(f"store.{name}")
@@ -61,6 +70,9 @@ class Store:
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def _on_committer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._committer, fn, *args)
 
     async def read(self, fn: Callable[[Engine], T]) -> T:
         """Run a query against the engine on a reader thread."""
@@ -90,11 +102,33 @@ class Store:
         engine = self._engine
         if engine is None:
             raise StoreUnavailable(f"store {self.name} is not open")
+        if engine.pending_rows() >= self._backlog * engine.flush_rows:
+            with contextlib.suppress(Exception):  # its failure is for the flush loop to report
+                await self._start_commit()
+            if engine.pending_rows() >= self._backlog * engine.flush_rows:
+                # Refused before it is buffered: the sender's retry cannot store it twice.
+                raise RetryableError(f"store {self.name} cannot commit fast enough (or at all)")
         await self._on_writer(_write, engine, payload)
+        if engine.pending_rows() >= engine.flush_rows:
+            self._start_commit()
+
+    def _start_commit(self) -> asyncio.Future[int]:
+        """The commit in progress, or a new one."""
+        engine = self._engine
+        if self._commit is None or self._commit.done():
+            if engine is None:
+                done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                done.set_result(0)
+                return done
+            self._commit = asyncio.get_running_loop().run_in_executor(self._committer, engine.flush)
+            self._commit.add_done_callback(_consume_exception)
+        return self._commit
 
     async def flush(self) -> None:
-        if self._engine is not None:
-            await self._on_writer(self._engine.flush)
+        """Commit what is buffered (what a commit in progress did not take, too)."""
+        await self._start_commit()
+        if self._engine is not None and self._engine.pending_rows():
+            await self._start_commit()
 
     async def _flush_loop(self) -> None:
         while True:
@@ -121,18 +155,18 @@ class Store:
         now_ns = now_ns or time.time_ns()
         if self._retention.max_age > 0:
             cutoff = now_ns - int(self._retention.max_age * 1e9)
-            pruned["age"] = await self._on_writer(engine.prune, cutoff)
-        usage = await self._on_writer(engine.usage)
+            pruned["age"] = await self._on_committer(engine.prune, cutoff)
+        usage = await self._on_committer(engine.usage)
         for _ in range(5):  # each round frees at least the share it aimed for, or gives up
             if not self._retention.max_size or usage.bytes <= self._retention.max_size:
                 break
             excess = (usage.bytes - self._retention.max_size) / usage.bytes
-            cutoff_or_none = await self._on_writer(engine.oldest_ns, min(1.0, excess + 0.05))
+            cutoff_or_none = await self._on_committer(engine.oldest_ns, min(1.0, excess + 0.05))
             if cutoff_or_none is None:
                 break
-            deleted = await self._on_writer(engine.prune, cutoff_or_none + 1)
+            deleted = await self._on_committer(engine.prune, cutoff_or_none + 1)
             pruned["size"] += deleted
-            usage = await self._on_writer(engine.usage)
+            usage = await self._on_committer(engine.usage)
             if not deleted:
                 break
         for reason, count in pruned.items():
@@ -151,18 +185,27 @@ class Store:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        engine, self._engine = self._engine, None
+        await asyncio.get_running_loop().run_in_executor(self._writer, lambda: None)  # writes in progress
+        engine = self._engine
         if engine is not None:
             try:
-                await self._on_writer(engine.flush)
+                await self.flush()
             finally:
-                await self._on_writer(engine.close)
+                self._engine = None
+                await self._on_committer(engine.close)
         self._writer.shutdown(wait=False)
+        self._committer.shutdown(wait=False)
         self._readers.shutdown(wait=False)
 
 
 class StoreUnavailable(Exception):
     pass
+
+
+def _consume_exception(future: asyncio.Future[int]) -> None:
+    """A commit's failure is reported by whoever awaits it, or the flush loop; never as unretrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _write(engine: Engine, payload: Payload) -> None:

@@ -24,8 +24,10 @@ class RetentionConfig(Strict):
 
 
 def _queue() -> QueueConfig:
-    # One consumer: writes are serialized by the engine anyway, and order is kept.
-    return QueueConfig(num_consumers=1, queue_size=100)
+    # One consumer: writes are serialized by the engine anyway, and order is kept. A short
+    # queue: batches wait here as bytes (a few MB each), and a store that cannot keep up
+    # should push back on clients soon rather than hold hundreds of MB.
+    return QueueConfig(num_consumers=1, queue_size=10)
 
 
 def _retry() -> RetryConfig:

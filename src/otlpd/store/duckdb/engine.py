@@ -54,7 +54,8 @@ class DuckDBEngine:
         }
         self._db = duckdb.connect(path, config=config)
         self._local = threading.local()
-        self._lock = threading.Lock()  # the writer; reads never take it
+        self._lock = threading.Lock()  # the write buffer; reads never take it
+        self._commit_lock = threading.Lock()  # one transaction that writes at a time
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
         self._connections: list[duckdb.DuckDBPyConnection] = []
@@ -76,7 +77,7 @@ class DuckDBEngine:
         return con
 
     def close(self) -> None:
-        with self._lock, self._connections_lock:
+        with self._commit_lock, self._lock, self._connections_lock:
             for con in self._connections:
                 con.close()
             self._connections.clear()
@@ -95,7 +96,7 @@ class DuckDBEngine:
         return int(row[0]) if row else 0
 
     def migrate(self) -> list[int]:
-        with self._lock:
+        with self._commit_lock:
             con = self._con()
             con.execute(BOOKKEEPING)
             current = self.schema_version()
@@ -157,16 +158,7 @@ class DuckDBEngine:
             con.unregister("new_scopes")
 
     def _buffer(self, table: str, batch: pa.Table, dims: Dimensions) -> None:
-        """Keep a batch for the next commit; commit first once a row group's worth is waiting.
-
-        DuckDB writes a transaction that appends at least a row group (122,880
-        rows) straight to the database file, compressed; smaller ones go
-        through the WAL first and cost about twice the CPU per row. The commit
-        comes before this batch is added, so if it fails the caller may retry
-        this batch without it being stored twice.
-        """
-        if self._pending_rows >= self.flush_rows:
-            self.flush()
+        """Keep a batch for the next commit (see :meth:`flush`)."""
         with self._lock:
             self._pending.setdefault(table, []).append(batch)
             self._pending_dims.resources.update(dims.resources)
@@ -179,14 +171,23 @@ class DuckDBEngine:
     def flush(self) -> int:
         """Commit everything buffered in one transaction; the number of rows committed.
 
-        An I/O failure (disk full) keeps the rows pending and raises
-        :class:`RetryableError`; anything else means the rows can never be
-        written, so they are discarded and :class:`PermanentError` says how many.
+        Commits are meant to be big: DuckDB writes a transaction that appends
+        at least a row group (``flush_rows``, 122,880 rows) straight to the
+        database file, compressed; smaller ones go through the WAL first and
+        cost about twice the CPU per row. Writers keep buffering while a commit
+        runs (it holds only the commit lock).
+
+        An I/O failure (disk full) puts the rows back in front of what arrived
+        since and raises :class:`RetryableError`; anything else means the rows
+        can never be written, so they are discarded and :class:`PermanentError`
+        says how many.
         """
-        with self._lock:
-            if not self._pending_rows:
+        with self._commit_lock:
+            with self._lock:
+                pending, dims, rows = self._pending, self._pending_dims, self._pending_rows
+                self._pending, self._pending_dims, self._pending_rows = {}, Dimensions(), 0
+            if not rows:
                 return 0
-            pending, dims, rows = self._pending, self._pending_dims, self._pending_rows
             con = self._con()
             try:
                 con.execute("BEGIN TRANSACTION")
@@ -207,11 +208,15 @@ class DuckDBEngine:
                         con.execute("ROLLBACK")
                     raise
             except (OSError, duckdb.IOException, duckdb.OutOfMemoryException) as exc:
+                with self._lock:
+                    for table, batches in pending.items():
+                        self._pending[table] = batches + self._pending.get(table, [])
+                    self._pending_dims.resources.update(dims.resources)
+                    self._pending_dims.scopes.update(dims.scopes)
+                    self._pending_rows += rows
                 raise RetryableError(f"cannot write {self.path}: {exc}") from None
             except duckdb.Error as exc:
-                self._pending, self._pending_dims, self._pending_rows = {}, Dimensions(), 0
                 raise PermanentError(f"{rows} items could not be stored in {self.path}: {exc}") from None
-            self._pending, self._pending_dims, self._pending_rows = {}, Dimensions(), 0
             # Only once committed: a rolled-back batch must write its resources again.
             self._known_resources.update(dims.resources)
             self._known_scopes.update(dims.scopes)
@@ -451,7 +456,7 @@ class DuckDBEngine:
     # -- retention ---------------------------------------------------------
 
     def prune(self, before_ns: int) -> int:
-        with self._lock:
+        with self._commit_lock:
             con = self._con()
             deleted = 0
             for table, column in (
