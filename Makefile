@@ -42,9 +42,11 @@ tools:
 
 test: lint typecheck unit
 
-# otlpd vs rotel, side by side (docs/performance.md); ~6 min. BENCH_ARGS="--scenarios traces-grpc --rounds 3"
+# otlpd vs rotel, side by side (docs/performance.md), then the store (docs/store.md); ~9 min.
+# BENCH_ARGS="--scenarios traces-grpc --rounds 3"  STORE_BENCH_ARGS="--spans 1000000"
 bench: $(VENV)/.dev
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.store $(STORE_BENCH_ARGS)
 
 lock: $(VENV)/.dev
 	printf 'hatchling\neditables\n' | $(VENV)/bin/uv pip compile - --generate-hashes --no-emit-index-url --python-version 3.11 -o requirements/build.lock

@@ -42,7 +42,7 @@ import yaml
 
 from bench import procfs
 from bench.requests import build_traces
-from bench.run import PROCS, _pinned, _tail, free_port
+from bench.run import PROCS, RESULTS, _pinned, _tail, free_port
 
 COLLECTOR_CORE = 0
 LOAD_CORE = 1
@@ -255,7 +255,7 @@ def build_database(db: Path, spans: int, seed: int = 7) -> dict[str, Any]:
     cpu0 = time.process_time()
     for b in range(batches):
         columns = _rewrite(templates[b % len(templates)], now - window + b * (window // batches), rng)
-        if rng.random() < 0.02:
+        if b == 0 or rng.random() < 0.02:
             sample_ids.append(columns.trace_id[0])
         engine.write_spans(columns)
     engine.flush()
@@ -305,16 +305,17 @@ def queries(workdir: Path, spans: int, lookups: int) -> dict[str, Any]:
         by_id = [_time(f"{base}/traces/{rng.choice(ids)}") for _ in range(lookups)]
         services = [f"service-{i}" for i in range(10)]
         search = [
-            _time(f"{base}/traces?service={rng.choice(services)}&limit=20") for _ in range(lookups // 4)
+            _time(f"{base}/traces?service={rng.choice(services)}&limit=20")
+            for _ in range(max(1, lookups // 4))
         ]
         hour = time.time_ns() - 3600 * 10**9
         recent = [
             _time(f"{base}/traces?service={rng.choice(services)}&start={hour}&limit=20")
-            for _ in range(lookups // 4)
+            for _ in range(max(1, lookups // 4))
         ]
         attr = [
             _time(f"{base}/traces?service={rng.choice(services)}&attr.http.response.status_code=500&limit=20")
-            for _ in range(lookups // 10)
+            for _ in range(max(1, lookups // 10))
         ]
     finally:
         PROCS.stop(proc, timeout=60)
@@ -386,12 +387,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ingest-seconds", type=float, default=20.0)
     p.add_argument("--lookups", type=int, default=200, help="trace-by-id requests (searches: a quarter)")
     p.add_argument("--parts", default="ingest,queries")
-    p.add_argument("--json", type=Path, help="also write the result here")
+    p.add_argument("--out", type=Path, default=RESULTS, help="directory for the .md and .json report")
     args = p.parse_args(argv)
+    started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     result = run(args.spans, args.ingest_seconds, args.lookups, set(args.parts.split(",")))
-    print(report(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    text = report(result)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"store-{started}.md").write_text(text)
+    (args.out / f"store-{started}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written: {args.out / f'store-{started}.md'}", file=sys.stderr)
     return 0
 
 
