@@ -93,24 +93,20 @@ class SpanColumns:
 def spans(request: trace_svc.ExportTraceServiceRequest) -> SpanColumns:
     c = SpanColumns()
     dims = c.dims
-    # Bound methods looked up once: this loop runs for every span stored.
+    # Bound methods looked up once: this loop runs for every span stored. What is the
+    # same for a whole scope (service, resource, scope) is extended once per scope.
     trace_key_, trace_id, span_id, parent = (
         c.trace_key.append,
         c.trace_id.append,
         c.span_id.append,
         c.parent_span_id.append,
     )
-    service_, name, kind, start, end = (
-        c.service_name.append,
+    name, kind, start, end, status, data = (
         c.name.append,
         c.kind.append,
         c.start_ns.append,
         c.end_ns.append,
-    )
-    status, resource_, scope_, data = (
         c.status_code.append,
-        c.resource_key.append,
-        c.scope_key.append,
         c.data.append,
     )
     from_bytes = int.from_bytes
@@ -118,20 +114,22 @@ def spans(request: trace_svc.ExportTraceServiceRequest) -> SpanColumns:
         rkey, service = dims.resource(rs.resource, rs.schema_url)
         for ss in rs.scope_spans:
             skey = dims.scope(ss.scope, ss.schema_url)
-            for s in ss.spans:
+            spans_ = ss.spans
+            count = len(spans_)
+            c.service_name.extend([service] * count)
+            c.resource_key.extend([rkey] * count)
+            c.scope_key.extend([skey] * count)
+            for s in spans_:
                 tid = s.trace_id
                 trace_key_(from_bytes(tid[:8], "big") >> 1)
                 trace_id(tid)
                 span_id(s.span_id)
                 parent(s.parent_span_id)
-                service_(service)
                 name(s.name)
                 kind(s.kind)
                 start(s.start_time_unix_nano)
                 end(s.end_time_unix_nano)
                 status(s.status.code)
-                resource_(rkey)
-                scope_(skey)
                 data(s.SerializeToString().decode("latin-1"))
     return c
 

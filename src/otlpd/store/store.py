@@ -47,7 +47,7 @@ class Store:
         on_usage: Callable[[Usage], None] | None = None,
         on_pruned: Callable[[str, int], None] | None = None,
         readers: int = 4,
-        backlog: int = 2,
+        backlog: int = 1,
     ) -> None:
         self.name = name
         self._open_engine = open_engine
@@ -102,12 +102,17 @@ class Store:
         engine = self._engine
         if engine is None:
             raise StoreUnavailable(f"store {self.name} is not open")
-        if engine.pending_rows() >= self._backlog * engine.flush_rows:
-            with contextlib.suppress(Exception):  # its failure is for the flush loop to report
-                await self._start_commit()
-            if engine.pending_rows() >= self._backlog * engine.flush_rows:
-                # Refused before it is buffered: the sender's retry cannot store it twice.
-                raise RetryableError(f"store {self.name} cannot commit fast enough (or at all)")
+        limit = self._backlog * engine.flush_rows
+        if engine.pending_rows() >= limit:
+            # Wait for the commit in progress, then for one that takes what is pending now.
+            for _ in range(2):
+                with contextlib.suppress(Exception):  # its failure is for the flush loop to report
+                    await self._start_commit()
+                if engine.pending_rows() < limit:
+                    break
+            else:
+                # Commits are failing. Refused before it is buffered: a retry cannot store it twice.
+                raise RetryableError(f"store {self.name} cannot commit what it holds; try again later")
         await self._on_writer(_write, engine, payload)
         if engine.pending_rows() >= engine.flush_rows:
             self._start_commit()

@@ -40,7 +40,7 @@ class StoreConfig(Strict):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     flush_interval: Duration = 1.0  # longest a received item waits before it can be queried
     threads: int = Field(2, ge=1, le=64)
-    memory_limit: Size = 256 * 2**20
+    memory_limit: Size = 128 * 2**20
     sending_queue: QueueConfig = Field(default_factory=_queue)
     retry_on_failure: RetryConfig = Field(default_factory=_retry)
 

@@ -51,6 +51,8 @@ class DuckDBEngine:
         config: dict[str, str | bool | int | float | list[str]] = {
             "threads": str(threads),
             "memory_limit": f"{memory_limit // 2**20}MB",
+            # Give memory back after every commit rather than keeping up to 128 MB cached.
+            "allocator_flush_threshold": "16MB",
         }
         self._db = duckdb.connect(path, config=config)
         self._local = threading.local()
@@ -220,6 +222,8 @@ class DuckDBEngine:
             # Only once committed: a rolled-back batch must write its resources again.
             self._known_resources.update(dims.resources)
             self._known_scopes.update(dims.scopes)
+            del pending
+            pa.default_memory_pool().release_unused()  # Arrow's allocator, too, keeps freed memory
             return rows
 
     def write_spans(self, c: SpanColumns) -> None:
