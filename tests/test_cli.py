@@ -240,3 +240,13 @@ def test_print_config_of_an_invalid_config_exits_1(tmp_path: Path) -> None:
 def test_unknown_command_exits_2() -> None:
     result = otlpd("frobnicate")
     assert result.returncode == 2
+
+
+def test_serve_refuses_workers_sharing_a_store(tmp_path: Path) -> None:
+    """A DuckDB file has one writer process: N workers cannot share one store."""
+    result = otlpd("serve", "--workers", "2", env={"OTLPD_STORE_PATH": str(tmp_path / "db.duckdb")})
+    assert result.returncode == 1
+    assert "service::workers: 2 workers cannot share the store exporter (store)" in result.stderr
+    assert not (tmp_path / "db.duckdb").exists()
+    env = {"OTLPD_WORKERS": "3", "OTLPD_STORE_PATH": str(tmp_path / "db.duckdb")}
+    assert "3 workers cannot share" in otlpd("serve", env=env).stderr
