@@ -72,10 +72,10 @@ class DuckDBEngine:
     def _con(self) -> duckdb.DuckDBPyConnection:
         con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
         if con is None:
-            con = self._db.cursor()
-            self._local.con = con
-            with self._connections_lock:
+            with self._connections_lock:  # the parent connection is not thread-safe, even to fork
+                con = self._db.cursor()
                 self._connections.append(con)
+            self._local.con = con
         return con
 
     def close(self) -> None:
@@ -89,12 +89,12 @@ class DuckDBEngine:
 
     def schema_version(self) -> int:
         con = self._con()
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'otlpd_schema'"
-        ).fetchone()
+        exists = _one(
+            con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'otlpd_schema'")
+        )
         if not exists or not exists[0]:
             return 0
-        row = con.execute("SELECT coalesce(max(version), 0) FROM otlpd_schema").fetchone()
+        row = _one(con.execute("SELECT coalesce(max(version), 0) FROM otlpd_schema"))
         return int(row[0]) if row else 0
 
     def migrate(self) -> list[int]:
@@ -314,14 +314,9 @@ class DuckDBEngine:
     def find_traces(self, q: TraceQuery) -> list[TraceSummary]:
         where, params = _span_conditions(q)
         con = self._con()
-        found = con.execute(
-            f"""SELECT trace_id, max(start_ns) AS last FROM spans {where}
-                GROUP BY trace_id ORDER BY last DESC LIMIT ?""",
-            [*params, q.limit],
-        ).fetchall()
-        if not found:
+        ids = self._recent_traces(con, where, params, q)
+        if not ids:
             return []
-        ids = [bytes(r[0]) for r in found]
         keys = sorted({trace_key(i) for i in ids})
         first, last = self._bounds(con, keys)
         rows = con.execute(
@@ -351,12 +346,56 @@ class DuckDBEngine:
         }
         return [by_id[i] for i in ids if i in by_id]
 
+    def _recent_traces(
+        self, con: duckdb.DuckDBPyConnection, where: str, params: list[Any], q: TraceQuery
+    ) -> list[bytes]:
+        """The ``q.limit`` traces whose latest matching span started last, most recent first.
+
+        Looks at the most recent matching spans, a few times ``limit`` of them,
+        in time windows that grow backwards from the newest span (15 min, then
+        4x wider each round): a filter that is costly per row (attribute search)
+        then only runs over recent data when recent data has the answer. The
+        trace ids in order are the answer, exactly, once ``limit`` distinct ones
+        are found (any other trace's latest matching span started before all of
+        these). Only when many spans of few traces match does it group them all.
+        """
+        sample = q.limit * 25
+        row = con.execute("SELECT max(last_ns), min(first_ns) FROM trace_index").fetchone()
+        if not row or row[0] is None:
+            return []
+        top = int(row[0]) if q.end_ns is None else min(int(row[0]), q.end_ns)
+        bottom = int(row[1]) if q.start_ns is None else max(int(row[1]), q.start_ns)
+        window = 15 * 60 * 10**9
+        joiner = "AND" if where else "WHERE"
+        while True:
+            low = top - window
+            rows = con.execute(
+                f"SELECT trace_id FROM spans {where} {joiner} start_ns >= ? ORDER BY start_ns DESC LIMIT ?",
+                [*params, low, sample],
+            ).fetchall()
+            ids = list(dict.fromkeys(bytes(r[0]) for r in rows))
+            if len(ids) >= q.limit:
+                return ids[: q.limit]
+            if len(rows) >= sample:
+                break  # many spans of few traces: group them
+            if low <= bottom:
+                return ids
+            window *= 4
+        found = con.execute(
+            f"""SELECT trace_id, max(start_ns) AS last FROM spans {where}
+                GROUP BY trace_id ORDER BY last DESC LIMIT ?""",
+            [*params, q.limit],
+        ).fetchall()
+        return [bytes(r[0]) for r in found]
+
     def _bounds(self, con: duckdb.DuckDBPyConnection, keys: Sequence[int]) -> tuple[int, int]:
-        row = con.execute(
-            """SELECT min(first_ns), max(last_ns) FROM trace_index
-               WHERE trace_key IN (SELECT unnest(?::BIGINT[]))""",
-            [list(keys)],
-        ).fetchone()
+        row = _one(
+            con.execute(
+                """SELECT min(first_ns), max(last_ns) FROM trace_index
+                   WHERE trace_key IN (SELECT unnest(?::BIGINT[]))""",
+                [list(keys)],
+            )
+        )
         if not row or row[0] is None:
             return -(2**63), 2**63 - 1
         return int(row[0]), int(row[1])
@@ -432,9 +471,9 @@ class DuckDBEngine:
 
     def points(self, q: SeriesQuery) -> tuple[MetricInfo | None, list[PointRow]]:
         con = self._con()
-        info = con.execute(
-            "SELECT name, type, unit, description FROM metric_catalog WHERE name = ?", [q.name]
-        ).fetchone()
+        info = _one(
+            con.execute("SELECT name, type, unit, description FROM metric_catalog WHERE name = ?", [q.name])
+        )
         if info is None:
             return None, []
         conditions = ["name = ?", "time_ns >= ?", "time_ns <= ?"]
@@ -471,7 +510,7 @@ class DuckDBEngine:
                 ("operations", "last_seen_ns"),
                 ("metric_catalog", "last_seen_ns"),
             ):
-                row = con.execute(f"DELETE FROM {table} WHERE {column} < ?", [before_ns]).fetchone()
+                row = _one(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [before_ns]))
                 if table in ("spans", "logs", "metric_points") and row:
                     deleted += int(row[0])
             if deleted:
@@ -488,25 +527,23 @@ class DuckDBEngine:
             return deleted
 
     def oldest_ns(self, fraction: float) -> int | None:
-        row = (
-            self._con()
-            .execute(
+        row = _one(
+            self._con().execute(
                 """SELECT quantile_disc(t, ?) FROM (
                     SELECT start_ns AS t FROM spans UNION ALL SELECT time_ns FROM logs
                     UNION ALL SELECT time_ns FROM metric_points)""",
                 [min(max(fraction, 0.0), 1.0)],
             )
-            .fetchone()
         )
         return None if not row or row[0] is None else int(row[0])
 
     def usage(self) -> Usage:
         con = self._con()
-        row = con.execute("SELECT used_blocks * block_size, wal_size FROM pragma_database_size()").fetchone()
+        row = _one(con.execute("SELECT used_blocks * block_size, wal_size FROM pragma_database_size()"))
         used, wal = (row[0], row[1]) if row else (0, 0)
         counts = {}
         for table in ("spans", "logs", "metric_points"):
-            row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            row = _one(con.execute(f"SELECT count(*) FROM {table}"))
             counts[table] = int(row[0]) if row else 0
         return Usage(
             bytes=int(used or 0) + _bytes(wal),
@@ -550,6 +587,18 @@ _INSERTS: dict[str, tuple[str, ...]] = {
                 last_seen_ns = greatest(last_seen_ns, excluded.last_seen_ns)""",
     ),
 }
+
+
+def _one(result: duckdb.DuckDBPyConnection) -> Any:
+    """The first row of a result (None if empty), read to the end.
+
+    ``fetchone()`` leaves the rest of the result open, and with it the cursor's
+    transaction until its next statement: while any reader thread's cursor is
+    left so, a checkpoint cannot reclaim the space of deleted rows (retention
+    deletes them, yet the database's used blocks never go down).
+    """
+    rows = result.fetchall()
+    return rows[0] if rows else None
 
 
 def _bytes(text: Any) -> int:
