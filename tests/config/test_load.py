@@ -49,6 +49,7 @@ def test_minimal_config_loads(tmp_path: Path) -> None:
     assert receiver.protocols.grpc.endpoint == "localhost:4317"  # the Collector's default
     assert receiver.protocols.http is None
     assert config.service.shutdown_timeout == 30.0
+    assert config.service.worker_start_timeout == 60.0
     assert config.warnings == []
 
 

@@ -43,4 +43,6 @@ class ServiceConfig(Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     shutdown_timeout: Duration = 30.0
     workers: int = Field(1, ge=1, le=256)  # processes sharing the receiver ports (docs/workers.md)
+    # a worker not ready by then is killed (docs/workers.md); 0: no limit
+    worker_start_timeout: Duration = 60.0
     telemetry: Telemetry = Field(default_factory=Telemetry)

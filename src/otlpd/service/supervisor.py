@@ -123,11 +123,56 @@ class Supervisor:
                 proc.send_signal(signal.SIGTERM)
         self._ready[index] = False
         self._started_at[index] = time.monotonic()
-        port = await asyncio.to_thread(_read_port, read_end)
+        port = await self._await_ready(index, proc, read_end)
         if port is not None:
             self._ports[index] = port
             self._came_up_once.add(index)
             log.info("worker started", extra={"worker": index, "pid": proc.pid})
+
+    async def _await_ready(self, index: int, proc: asyncio.subprocess.Process, fd: int) -> int | None:
+        """The admin port the worker reports once ready; None if it exited, hung, or we stop first.
+
+        A worker whose start hangs (a file exporter path on a dead NFS mount, a
+        FIFO, a stuck DNS lookup) neither reports nor exits. Waiting for it
+        without a bound would hold the supervisor's start (and its answer to
+        SIGTERM) forever, so the report races the worker's exit, our own stop,
+        and ``service.worker_start_timeout``. Past the deadline the worker is
+        killed (SIGKILL: a worker still starting ignores SIGTERM until it has
+        started, and has accepted no data to drain). On its first start that
+        stops otlpd with exit 1, as a worker that exits while starting does;
+        a worker that was up before is restarted with backoff by ``_watch``.
+        """
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+        )
+        report = asyncio.ensure_future(reader.readline())
+        exited = asyncio.ensure_future(proc.wait())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        timeout = self.config.service.worker_start_timeout or None
+        try:
+            await asyncio.wait(
+                (report, exited, stopping), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (report, exited, stopping):
+                task.cancel()
+            transport.close()
+        if report.done() and not report.cancelled():
+            with contextlib.suppress(ValueError):  # b"" (EOF): it exited before it was ready
+                return int(report.result())
+            return None
+        if exited.done() or stopping.done():
+            return None
+        why = f"worker {index} did not start within {timeout:g}s (service.worker_start_timeout); killed it"
+        log.error(why, extra={"worker": index, "pid": proc.pid})
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        if index not in self._came_up_once and self._fatal is None:
+            self._fatal = why  # restarting would most likely hang the same way
+            self._stop.set()
+        return None
 
     async def _watch(self, index: int) -> None:
         backoff = 1.0
@@ -139,7 +184,7 @@ class Supervisor:
                 return
             if not came_up and index not in self._came_up_once:
                 # Never came up at all: a config or port problem that restarting cannot fix.
-                self._fatal = f"worker {index} exited with {code} while starting"
+                self._fatal = self._fatal or f"worker {index} exited with {code} while starting"
                 self._stop.set()
                 return
             if time.monotonic() - self._started_at[index] > _STABLE:
@@ -232,13 +277,3 @@ class Supervisor:
         await self.server.stop()
         log.info("stopped", extra={"exit_codes": list(codes)})
         return list(codes)
-
-
-def _read_port(fd: int) -> int | None:
-    """The worker's admin port, or None if it exited before it was ready."""
-    with os.fdopen(fd, "rb") as pipe:
-        line = pipe.readline()
-    try:
-        return int(line)
-    except ValueError:
-        return None

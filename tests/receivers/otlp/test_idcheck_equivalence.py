@@ -8,7 +8,8 @@ import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
 
-from otlpd.receivers.otlp.validate import _all_ids_valid, reject_invalid
+from otlpd.receivers.otlp.idcheck import all_ids_valid
+from otlpd.receivers.otlp.validate import reject_invalid
 
 LENGTHS = [0, 1, 7, 8, 9, 15, 16, 17, 32]
 
@@ -64,7 +65,7 @@ def test_fast_check_agrees_with_the_exact_loop(seed: int) -> None:
     bad_rate = rng.choice([0.0, 0.0, 0.02, 0.2])
     for message in (_traces(rng, bad_rate), _logs(rng, bad_rate)):
         data = message.SerializeToString()
-        fast = _all_ids_valid(message, data)
+        fast = all_ids_valid(message, data)
         exact_copy = type(message).FromString(data)
         rejected, _ = reject_invalid(exact_copy)
         assert fast == (rejected == 0), (seed, type(message).__name__)
@@ -72,3 +73,80 @@ def test_fast_check_agrees_with_the_exact_loop(seed: int) -> None:
         checked = type(message).FromString(data)
         assert reject_invalid(checked, data)[0] == rejected
         assert checked == exact_copy
+
+
+# --- raw encodings no SDK writes: repeated, missing or mistyped id fields -----------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _len_field(number: int, value: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def _raw_item(rng: random.Random, ids: dict[int, int], text_field: int) -> bytes:
+    """Fields in random order; each id field 0-2 times, sometimes as a varint (the wrong wire type)."""
+    fields = [_len_field(text_field, b"op")]  # an ordinary string field: name, severity_text
+    for number, length in ids.items():
+        for _ in range(rng.choice([0, 1, 1, 1, 2])):
+            if rng.random() < 0.1:
+                fields.append(_varint(number << 3) + _varint(rng.randint(0, 300)))
+            else:
+                fields.append(_len_field(number, _id(rng, rng.choice([length, length, *LENGTHS]))))
+    rng.shuffle(fields)
+    return b"".join(fields)
+
+
+def _raw_request(rng: random.Random, ids: dict[int, int], text_field: int) -> bytes:
+    scopes = [
+        b"".join(_len_field(2, _raw_item(rng, ids, text_field)) for _ in range(rng.randint(0, 6)))
+        for _ in range(rng.randint(1, 3))
+    ]
+    return _len_field(1, b"".join(_len_field(2, scope) for scope in scopes))
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_fast_check_agrees_on_repeated_missing_and_mistyped_id_fields(seed: int) -> None:
+    rng = random.Random(seed)
+    for cls, ids, text_field in (
+        (trace_svc.ExportTraceServiceRequest, {1: 16, 2: 8, 4: 8}, 5),
+        (logs_svc.ExportLogsServiceRequest, {9: 16, 10: 8}, 3),
+    ):
+        data = _raw_request(rng, ids, text_field)
+        message = cls.FromString(data)
+        exact_copy = cls.FromString(data)
+        rejected, _ = reject_invalid(exact_copy)
+        assert all_ids_valid(message, data) == (rejected == 0), (seed, cls.__name__, data.hex())
+
+
+TID, TID2, SID = b"\x01" * 16, b"\x02" * 16, b"\x03" * 8
+
+
+@pytest.mark.parametrize(
+    ("spans", "valid"),
+    [
+        # one span with two trace ids, the next with none: as many trace ids as spans, yet one is missing
+        ([[(1, TID), (1, TID2), (2, SID)], [(2, SID)]], False),
+        ([[(1, TID), (1, TID2), (2, SID)], [(1, TID), (2, SID)]], True),  # the last occurrence wins
+        ([[(1, b"\x01" * 5), (1, TID), (2, SID)]], True),
+        ([[(1, TID), (1, b"\x01" * 5), (2, SID)]], False),
+        ([[(1, TID), (2, SID), (2, bytes(8))]], False),  # the span id that counts is zero
+        ([[(2, SID), (1, TID), (4, SID), (4, b"")]], True),  # an empty parent is no parent
+        ([[(1, TID), (2, SID)], [(1, TID), (2, SID), (4, b"\x05" * 16)]], False),
+    ],
+)
+def test_fast_check_follows_the_last_occurrence_of_an_id_field(
+    spans: list[list[tuple[int, bytes]]], valid: bool
+) -> None:
+    scope = b"".join(_len_field(2, b"".join(_len_field(n, v) for n, v in span)) for span in spans)
+    data = _len_field(1, _len_field(2, scope))
+    message = trace_svc.ExportTraceServiceRequest.FromString(data)
+    assert reject_invalid(trace_svc.ExportTraceServiceRequest.FromString(data))[0] == (0 if valid else 1)
+    assert all_ids_valid(message, data) == valid

@@ -25,7 +25,9 @@ optional TLS with ALPN ``h2``, concurrent calls multiplexed as streams (up to
 the server's ``max_concurrent_streams``), connection and stream flow control,
 the gRPC request headers (``grpc-timeout``, ``te: trailers``, user headers),
 responses with their messages possibly compressed, trailers and trailers-only
-responses. A non-OK ``grpc-status`` is raised as :class:`CallError` (mapped to
+responses, and a server that answers before it took the whole request (the
+rest of the body is not sent; the stream is reset with NO_ERROR). A non-OK
+``grpc-status`` is raised as :class:`CallError` (mapped to
 otlpd's typed errors by the exporter, the same way as grpcio's errors);
 RST_STREAM, GOAWAY and a lost connection are raised as
 :class:`~otlpd.errors.RetryableError`.
@@ -268,9 +270,9 @@ class _Connection(asyncio.Protocol):
         if out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(out)
 
-    def _reset(self, stream_id: int) -> None:
-        with contextlib.suppress(h2.exceptions.H2Error):
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    def _reset(self, stream_id: int, code: h2.errors.ErrorCodes = h2.errors.ErrorCodes.CANCEL) -> None:
+        with contextlib.suppress(h2.exceptions.H2Error):  # already closed (reset, or ended both ways)
+            self.h2.reset_stream(stream_id, code)
 
     def close(self) -> None:
         self.usable = False
@@ -320,12 +322,10 @@ class _Connection(asyncio.Protocol):
     async def _send_body(self, stream_id: int, stream: _Stream, body: bytes) -> None:
         view = memoryview(body)
         sent = 0
-        while sent < len(view):
-            if stream.done.done():  # the server answered (or failed) before taking it all
-                return
+        while sent < len(view) and not stream.done.done():
             window = self.h2.local_flow_control_window(stream_id)
             if window <= 0 or not self._writable:
-                await self._changed()
+                await self._changed()  # woken by a window update, the buffer draining, or the answer
                 continue
             end = min(len(view), sent + window)
             step = self.h2.max_outbound_frame_size
@@ -334,9 +334,27 @@ class _Connection(asyncio.Protocol):
                 self.h2.send_data(stream_id, view[sent : sent + n])
                 sent += n
             self.flush()
-        if not stream.done.done():
+        if stream.done.done():
+            self._abandon_body(stream_id, stream)
+        else:
             self.h2.end_stream(stream_id)
             self.flush()
+
+    def _abandon_body(self, stream_id: int, stream: _Stream) -> None:
+        """The stream ended before we sent all of the request (or its END_STREAM): stop sending.
+
+        A server may answer before it read the whole request (a size limit, an
+        error found in the headers). Our half of the stream would otherwise stay
+        open: the rest of the body would never be sent, yet the stream would keep
+        one of the server's ``max_concurrent_streams`` slots for as long as the
+        connection lives, and the server would wait for data that never comes.
+        RFC 9113 section 8.1 and gRPC over HTTP/2: after a complete response the
+        client resets with NO_ERROR (as grpc-go does); after a failure of ours,
+        CANCEL. A stream the server reset is closed already, and nothing is sent.
+        """
+        answered = not stream.done.cancelled() and stream.done.exception() is None
+        self._reset(stream_id, h2.errors.ErrorCodes.NO_ERROR if answered else h2.errors.ErrorCodes.CANCEL)
+        self.flush()
 
 
 class H2Channel:

@@ -61,11 +61,12 @@ class ReceiverCore:
                 message = await asyncio.to_thread(_parse_json, signal, body)
         else:
             message = decode(signal, body)
-        rejected, why = reject_invalid(message, None if json else body)
+        items = count_items(signal, message)
+        rejected, why = reject_invalid(message, None if json else body, items)
         if rejected or json:
             payload = Payload.from_message(signal, message)
         else:
-            payload = Payload(signal, body, count_items(signal, message), message)
+            payload = Payload(signal, body, items, message)
         response = signal.response_type()
         if rejected:
             partial = response.partial_success

@@ -60,9 +60,8 @@ class GrpcServer:
             handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
                 self._handler(signal)
             )
-            server.add_generic_rpc_handlers(
-                (grpc.method_handlers_generic_handler(signal.grpc_service, {"Export": handler}),)
-            )
+            # Registered, not generic: gRPC core matches the path, no Python lookup per call.
+            server.add_registered_method_handlers(signal.grpc_service, {"Export": handler})
         tls = self._config.tls
         if tls is not None:
             key = tls.read(tls.key_file, tls.key_pem)
