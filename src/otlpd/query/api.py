@@ -7,6 +7,7 @@ ingest or the probes.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,15 @@ class NotFound(Exception):
     pass
 
 
+def any_segment(path: str) -> str:
+    """A route whose ``{name}`` parts match any one path segment.
+
+    aiohttp's default ``{name}`` does not match ``{`` or ``}``, which are valid in a
+    service name (sent percent-encoded): such a request would get a plain-text 404.
+    """
+    return re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path)
+
+
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -51,7 +61,7 @@ class QueryApi:
             "/api/v1/metrics/{name}/series": self.series,
         }
         for path, handler in routes.items():
-            app.router.add_get(path, self.wrap(path, handler, error))
+            app.router.add_get(any_segment(path), self.wrap(path, handler, error))
 
     def wrap(self, path: str, handler: Handler, fail: Callable[[int, str], web.Response]) -> Handler:
         """Errors → status codes in the API's own shape; time every request."""
@@ -160,13 +170,15 @@ class QueryApi:
     async def series(self, request: web.Request) -> web.Response:
         q = request.query
         name = request.match_info["name"]
-        end = params.timestamp_ns(q, "end") or time.time_ns()
+        end = params.timestamp_ns(q, "end")
+        end = time.time_ns() if end is None else end
         start = params.timestamp_ns(q, "start")
         start = end - DEFAULT_WINDOW_NS if start is None else start
         params.time_range(start, end)
         if start == end:
             raise BadRequest("start and end must differ")
-        step = params.duration_ns(q, "step") or max(1_000_000_000, (end - start) // 120)
+        step = params.duration_ns(q, "step")
+        step = max(1_000_000_000, (end - start) // 120) if step is None else step
         if step <= 0:
             raise BadRequest("step must be positive")
         if (end - start) // step > MAX_STEPS:
@@ -193,7 +205,7 @@ def _severity(raw: str | None) -> int | None:
     """A severity name (the minimum to show) or number."""
     if raw is None:
         return None
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         number = int(raw)
         if not 1 <= number <= 24:
             raise BadRequest(f"severity number must be from 1 to 24, got {number}")

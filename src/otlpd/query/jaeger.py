@@ -22,7 +22,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from otlpd.config.units import parse_duration
 from otlpd.query import params
-from otlpd.query.api import NotFound, QueryApi
+from otlpd.query.api import NotFound, QueryApi, any_segment
 from otlpd.query.params import BadRequest
 from otlpd.store.engine import SpanRow, TraceQuery
 
@@ -58,7 +58,7 @@ class JaegerApi:
             "/api/traces/{trace_id}": self.trace,
         }
         for path, handler in routes.items():
-            app.router.add_get(path, self._api.wrap(path, handler, fail))
+            app.router.add_get(any_segment(path), self._api.wrap(path, handler, fail))
 
     async def services(self, request: web.Request) -> web.Response:
         names = await self._api.query(lambda e: e.services())
@@ -113,9 +113,12 @@ def _duration(q: Any, name: str) -> int | None:
     if raw is None:
         return None
     try:
-        return round(parse_duration(raw) * 1e9)
+        seconds = parse_duration(raw)
     except ValueError as exc:
         raise BadRequest(f"cannot parse {name}: {exc}") from None
+    if seconds * 1e9 > params.MAX_NS:
+        raise BadRequest(f"{name} is too long, got {raw!r}")
+    return round(seconds * 1e9)
 
 
 def _search(q: Any) -> TraceQuery:
@@ -141,11 +144,8 @@ def _search(q: Any) -> TraceQuery:
     start = params.timestamp_ns(q, "start", unit_ns=1000)
     lookback = params.text(q, "lookback")
     if start is None and lookback not in (None, "custom"):
-        try:
-            span = parse_duration(lookback)
-        except ValueError as exc:
-            raise BadRequest(f"cannot parse lookback: {exc}") from None
-        start = (end or time.time_ns()) - round(span * 1e9)
+        span = _duration(q, "lookback") or 0
+        start = (time.time_ns() if end is None else end) - span
     params.time_range(start, end)
     min_d, max_d = _duration(q, "minDuration"), _duration(q, "maxDuration")
     if min_d is not None and max_d is not None and min_d > max_d:

@@ -13,7 +13,11 @@ from otlpd import __version__
 
 
 def _param(
-    name: str, description: str, schema: dict[str, Any] | None = None, where: str = "query"
+    name: str,
+    description: str,
+    schema: dict[str, Any] | None = None,
+    where: str = "query",
+    required: bool = False,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": name,
@@ -21,8 +25,11 @@ def _param(
         "description": description,
         "schema": schema or {"type": "string"},
     }
-    if where == "path":
+    if where == "path" or required:
         out["required"] = True
+    elif where == "query":
+        # An empty value means "not given" (``?minDuration=&limit=20``, as the Jaeger UI sends).
+        out["allowEmptyValue"] = True
     return out
 
 
@@ -43,13 +50,17 @@ _JAEGER_ERROR = {
 }
 _TIME = "Unix time in nanoseconds, or an RFC 3339 time such as 2026-01-02T15:04:05Z."
 _DURATION = "A duration such as 250ms or 1.5s, or an integer number of nanoseconds."
-_ATTR = _param(
-    "attr",
-    "Attribute filters: any number of `attr.<key>=<value>` parameters; every one must match.",
-    {"type": "object", "additionalProperties": {"type": "string"}},
+# Attribute filters are query parameters named ``attr.<key>``: OpenAPI 3.0 cannot declare a family
+# of names by prefix (a form-exploded object parameter would mean bare ``<key>=<value>`` pairs), so
+# they are described in the operations' text, not listed as a parameter.
+_ATTR = (
+    " Attribute filters: any number of `attr.<key>=<value>` query parameters"
+    " (e.g. `attr.http.route=/cart`); every one must match."
 )
-_ATTR["style"] = "form"
-_ATTR["explode"] = True
+_TRACE_IDS = _param(
+    "traceID", "Fetch these traces instead of searching.", {"type": "array", "items": {"type": "string"}}
+)
+del _TRACE_IDS["allowEmptyValue"]  # an empty id is a bad id, as in Jaeger
 
 
 def _responses(ok: dict[str, Any], *codes: int, error: dict[str, Any] = _ERROR) -> dict[str, Any]:
@@ -308,8 +319,6 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
-_STRINGS = {"type": "array", "items": {"type": "string"}}
-
 
 def _limit(what: str, default: int, most: int) -> dict[str, Any]:
     schema = {"type": "integer", "minimum": 1, "maximum": most}
@@ -340,10 +349,12 @@ def document() -> dict[str, Any]:
             "get": {
                 "operationId": "findTraces",
                 "summary": "Traces with a span matching every condition, most recent first",
+                "description": "A trace is found when one of its spans meets every condition given." + _ATTR
+                + " A filter matches span, event and link attributes and the resource's;"
+                " the value matches a string, int, double or bool attribute it can be read as.",
                 "parameters": [
                     _param("service", "Service name."),
                     _param("operation", "Span name."),
-                    _ATTR,
                     _param("minDuration", _DURATION),
                     _param("maxDuration", _DURATION),
                     _param("status", "Only spans with status error.", {"type": "string", "enum": ["error"]}),
@@ -389,12 +400,13 @@ def document() -> dict[str, Any]:
             "get": {
                 "operationId": "metricSeries",
                 "summary": "Time series of a metric, one value per step",
+                "description": "Points are grouped into series by resource and attributes." + _ATTR
+                + " `attr.service.name` filters by the resource's service name.",
                 "parameters": [
                     _param("name", "Metric name.", where="path"),
                     _param("start", _TIME + " Default: an hour before end."),
                     _param("end", _TIME + " Default: now."),
                     _param("step", _DURATION + " Default: (end - start) / 120, at least 1s."),
-                    _ATTR,
                 ],
                 "responses": _responses(_ok("Series"), 400, 404),
             }
@@ -422,7 +434,7 @@ def document() -> dict[str, Any]:
                 "tags": ["jaeger"],
                 "summary": "Jaeger: operations with span kinds",
                 "parameters": [
-                    {**_param("service", "Service name."), "required": True},
+                    _param("service", "Service name.", required=True),
                     _param("spanKind", "server, client, producer, consumer or internal."),
                 ],
                 "responses": _responses(_ok("JaegerList"), 400, error=_JAEGER_ERROR),
@@ -443,7 +455,7 @@ def document() -> dict[str, Any]:
                     _param("end", "Unix time in microseconds."),
                     _param("lookback", "How far back from end when start is not given, e.g. 1h."),
                     _limit("traces", 20, 1500),
-                    _param("traceID", "Fetch these traces instead of searching.", _STRINGS),
+                    _TRACE_IDS,
                 ],
                 "responses": _responses(_ok("JaegerList"), 400, error=_JAEGER_ERROR),
             }

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from multidict import MultiMapping
 
 from otlpd.config.units import parse_duration
 
 MAX_LIMIT = 1000
+MAX_NS = 2**63 - 1  # times and durations are signed 64-bit nanoseconds, as stored
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FRACTION = re.compile(r"\.(\d+)")
+_SPACES = " \t\r\n"
 
 
 class BadRequest(Exception):
@@ -18,10 +22,11 @@ class BadRequest(Exception):
 
 
 def text(query: MultiMapping[str], name: str) -> str | None:
+    """A parameter's value without surrounding spaces; empty is the same as not given."""
     value = query.get(name)
     if value is None:
         return None
-    value = value.strip()
+    value = value.strip(_SPACES)  # not str.strip(): it also drops control characters such as \x1f
     return value or None
 
 
@@ -30,7 +35,7 @@ def integer(query: MultiMapping[str], name: str, default: int, low: int, high: i
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = _int(raw)
     except ValueError:
         raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
     if not low <= value <= high:
@@ -48,11 +53,30 @@ def timestamp_ns(query: MultiMapping[str], name: str, unit_ns: int = 1) -> int |
     if raw is None:
         return None
     try:
-        return int(raw) * unit_ns
+        value = _int(raw) * unit_ns
     except ValueError:
-        pass
+        value = _rfc3339_ns(name, raw)
+    if not -MAX_NS <= value <= MAX_NS:
+        raise BadRequest(f"{name} is out of range (before 1678 or after 2262), got {raw!r}")
+    return value
+
+
+def _int(raw: str) -> int:
+    """An integer in ASCII digits only (``int()`` also takes ``1_000`` and other scripts' digits)."""
+    if not raw.isascii() or "_" in raw:
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _rfc3339_ns(name: str, raw: str) -> int:
+    # The fraction is read here: datetime keeps microseconds only, RFC 3339 times may have nanoseconds.
+    fraction = _FRACTION.search(raw)
+    digits = fraction.group(1) if fraction else ""
+    plain = raw[: fraction.start()] + raw[fraction.end() :] if fraction else raw
     try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+        if not raw.isascii():
+            raise ValueError(raw)
+        moment = datetime.fromisoformat(plain.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise BadRequest(
             f"{name} must be an integer timestamp or an RFC 3339 time such as 2026-01-02T15:04:05Z,"
@@ -60,7 +84,8 @@ def timestamp_ns(query: MultiMapping[str], name: str, unit_ns: int = 1) -> int |
         ) from None
     if moment.tzinfo is None:
         raise BadRequest(f"{name} needs a time zone (e.g. a trailing Z), got {raw!r}")
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+    seconds = (moment - _EPOCH) // timedelta(seconds=1)
+    return seconds * 1_000_000_000 + int(digits[:9].ljust(9, "0"))
 
 
 def duration_ns(query: MultiMapping[str], name: str) -> int | None:
@@ -69,14 +94,19 @@ def duration_ns(query: MultiMapping[str], name: str) -> int | None:
     if raw is None:
         return None
     try:
-        value = int(raw)
+        value = _int(raw)
     except ValueError:
         try:
-            return round(parse_duration(raw) * 1e9)
+            seconds = parse_duration(raw)
         except ValueError as exc:
             raise BadRequest(f"{name}: {exc}") from None
+        if not seconds * 1e9 <= MAX_NS:
+            raise BadRequest(f"{name} is too long (at most about 292 years), got {raw!r}")
+        return round(seconds * 1e9)
     if value < 0:
         raise BadRequest(f"{name} must not be negative")
+    if value > MAX_NS:
+        raise BadRequest(f"{name} is too long (at most about 292 years), got {raw!r}")
     return value
 
 

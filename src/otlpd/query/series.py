@@ -5,7 +5,8 @@ Each step ``(t - step, t]`` takes, per series:
 - sum: the last value when cumulative, the total of the deltas when delta;
 - histogram and exponential histogram: the distribution of what was
   recorded in the step (cumulative points are differenced against the step
-  before; a count that went down is a reset and starts afresh), as count,
+  before; a count that went down is a reset and starts afresh; with no point
+  before, only a series that started within the step has a value), as count,
   sum and the quantiles p50/p90/p95/p99, interpolated within buckets the way
   Prometheus' ``histogram_quantile`` does;
 - summary: the last point's count, sum and quantiles.
@@ -78,26 +79,36 @@ def histogram(point: metrics_pb2.HistogramDataPoint) -> Distribution:
 
 
 def exponential(point: metrics_pb2.ExponentialHistogramDataPoint) -> Distribution:
-    """Exponential buckets as upper bounds: index i covers (base^i, base^(i+1)]."""
+    """Exponential buckets as upper bounds: index i covers (base^i, base^(i+1)].
+
+    Only buckets that hold something are listed, so each one's lower bound is
+    added too (with no count): interpolation within a bucket needs both ends,
+    and the bucket before it in the list may be far below.
+    """
     base = 2.0 ** (2.0**-point.scale)
     buckets: dict[float, float] = {}
 
-    def bound(index: int) -> float:
+    def power(exponent: int) -> float:
         try:
-            return float(base ** (index + 1))
+            return float(base**exponent)
         except OverflowError:
             return math.inf
 
+    def add(lower: float, upper: float, count: int) -> None:
+        if math.isfinite(lower) and lower < upper:
+            buckets.setdefault(lower, 0.0)
+        buckets[upper] = buckets.get(upper, 0.0) + count
+
     for i, count in enumerate(point.negative.bucket_counts):
-        upper = -(base ** (point.negative.offset + i)) if count else None
-        if upper is not None:
-            buckets[upper] = buckets.get(upper, 0.0) + count
+        if count:  # index i covers [-base^(i+1), -base^i)
+            index = point.negative.offset + i
+            add(-power(index + 1), -power(index), count)
     if point.zero_count:
-        buckets[point.zero_threshold] = buckets.get(point.zero_threshold, 0.0) + point.zero_count
+        add(-point.zero_threshold, point.zero_threshold, point.zero_count)
     for i, count in enumerate(point.positive.bucket_counts):
         if count:
-            upper = bound(point.positive.offset + i)
-            buckets[upper] = buckets.get(upper, 0.0) + count
+            index = point.positive.offset + i
+            add(power(index), power(index + 1), count)
     return Distribution(float(point.count), point.sum, buckets)
 
 
@@ -176,6 +187,12 @@ def _points(kind: str, rows: list[PointRow], start: int, end: int, step: int) ->
         dists = [decode(message.FromString(r.data)) for r in in_step]
         if in_step[-1].temporality == CUMULATIVE:
             latest = dists[-1]
+            if previous is None and 0 < in_step[-1].start_ns < t - step:
+                # Counting began before this step and no earlier point is at hand: what was
+                # recorded in this step is unknown (not everything since the start). It is the
+                # baseline for the next step.
+                previous = latest
+                continue
             dist = latest.minus(previous) if previous is not None else latest
             previous = latest
         else:

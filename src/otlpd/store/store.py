@@ -169,10 +169,13 @@ class Store:
             cutoff_or_none = await self._on_committer(engine.oldest_ns, min(1.0, excess + 0.05))
             if cutoff_or_none is None:
                 break
+            before = usage.bytes
             deleted = await self._on_committer(engine.prune, cutoff_or_none + 1)
             pruned["size"] += deleted
             usage = await self._on_committer(engine.usage)
-            if not deleted:
+            # Deleted rows give space back only when whole blocks of them go (DuckDB frees by row
+            # group, ~122,880 rows): another round now would delete more, not make it smaller.
+            if not deleted or usage.bytes >= before:
                 break
         for reason, count in pruned.items():
             if count and self._on_pruned:

@@ -360,7 +360,7 @@ class DuckDBEngine:
         these). Only when many spans of few traces match does it group them all.
         """
         sample = q.limit * 25
-        row = con.execute("SELECT max(last_ns), min(first_ns) FROM trace_index").fetchone()
+        row = _one(con.execute("SELECT max(last_ns), min(first_ns) FROM trace_index"))
         if not row or row[0] is None:
             return []
         top = int(row[0]) if q.end_ns is None else min(int(row[0]), q.end_ns)
