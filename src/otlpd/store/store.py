@@ -60,6 +60,9 @@ class Store:
         self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-committer")
         self._commit: asyncio.Future[int] | None = None
         self._backlog = backlog
+        self._stuck = 0  # items size retention deleted since the file last shrank
+        self._stuck_logged = False
+        self._grown_from = 0
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix=f"{name}-reader")
         self._tasks: list[asyncio.Task[None]] = []
         self._log = otlpd_logging.get(f"store.{name}")
@@ -162,21 +165,38 @@ class Store:
             cutoff = now_ns - int(self._retention.max_age * 1e9)
             pruned["age"] = await self._on_committer(engine.prune, cutoff)
         usage = await self._on_committer(engine.usage)
-        for _ in range(5):  # each round frees at least the share it aimed for, or gives up
-            if not self._retention.max_size or usage.bytes <= self._retention.max_size:
+        # DuckDB gives space back by row group (``flush_rows`` items, oldest first as data
+        # arrives in time order): size retention never touches the newest row group's worth,
+        # and stops once it has deleted a row group's worth without the file shrinking.
+        group = engine.flush_rows
+        for _ in range(8):
+            limit = self._retention.max_size
+            items = usage.spans + usage.logs + usage.points
+            if not limit or usage.bytes <= limit or items <= group or self._stuck >= group:
                 break
-            excess = (usage.bytes - self._retention.max_size) / usage.bytes
-            cutoff_or_none = await self._on_committer(engine.oldest_ns, min(1.0, excess + 0.05))
-            if cutoff_or_none is None:
+            share = min((usage.bytes - limit) / usage.bytes + 0.05, 1 - group / items)
+            oldest = await self._on_committer(engine.oldest_ns, share)
+            if oldest is None:
                 break
             before = usage.bytes
-            deleted = await self._on_committer(engine.prune, cutoff_or_none + 1)
+            deleted = await self._on_committer(engine.prune, oldest + 1)
             pruned["size"] += deleted
             usage = await self._on_committer(engine.usage)
-            # Deleted rows give space back only when whole blocks of them go (DuckDB frees by row
-            # group, ~122,880 rows): another round now would delete more, not make it smaller.
-            if not deleted or usage.bytes >= before:
+            if not deleted:
                 break
+            self._stuck = self._stuck + deleted if usage.bytes >= before else 0
+        over = bool(self._retention.max_size) and usage.bytes > self._retention.max_size
+        items = usage.spans + usage.logs + usage.points
+        if over and (self._stuck >= group or items <= group) and not self._stuck_logged:
+            self._stuck_logged = True
+            self._log.warning(
+                "retention cannot bring the store under max_size: DuckDB frees space by row group"
+                f" ({group:,} items); keep max_size a few row groups above the data you want",
+                extra={"store": self.name, "bytes": usage.bytes, "limit": self._retention.max_size},
+            )
+        if usage.bytes > self._grown_from * 1.05:  # new data since: deleting may free space again
+            self._stuck, self._stuck_logged = 0, False
+        self._grown_from = usage.bytes
         for reason, count in pruned.items():
             if count and self._on_pruned:
                 self._on_pruned(reason, count)
