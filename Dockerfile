@@ -10,7 +10,7 @@
 # cache, and runs as an unprivileged uid. The root file system can be mounted
 # read-only: bytecode is compiled at build time, the only writable paths otlpd needs
 # are its working directory /var/lib/otlpd (a volume: file exporter output, the
-# future embedded store under ./data) and /tmp.
+# embedded store under ./data, DuckDB's spill files beside it) and /tmp.
 #
 # The base is pinned to a Python minor version and Debian release; CI resolves it
 # to a digest at build time and records it in the image's provenance. To pin a
@@ -49,7 +49,7 @@ ARG OTLPD_UID=10001
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="otlpd" \
-      org.opencontainers.image.description="OpenTelemetry (OTLP) collector in Python" \
+      org.opencontainers.image.description="OpenTelemetry (OTLP) collector and telemetry backend in Python" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
