@@ -39,7 +39,9 @@ class StoreConfig(Strict):
     path: str = "./data/otlpd.duckdb"  # ":memory:" keeps nothing across restarts
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     flush_interval: Duration = 1.0  # longest a received item waits before it can be queried
-    threads: int = Field(2, ge=1, le=64)
+    # DuckDB worker threads; 0 = the CPUs this process may run on, at most 4 (on one pinned
+    # core a second thread only competes with ingest for it)
+    threads: int = Field(0, ge=0, le=64)
     memory_limit: Size = 128 * 2**20
     sending_queue: QueueConfig = Field(default_factory=_queue)
     retry_on_failure: RetryConfig = Field(default_factory=_retry)

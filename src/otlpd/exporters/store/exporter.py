@@ -8,6 +8,8 @@ what the query API reads.
 
 from __future__ import annotations
 
+import os
+
 from otlpd.component import Settings
 from otlpd.exporters.helper.component import ExporterComponent
 from otlpd.exporters.helper.sender import SendFn
@@ -24,7 +26,8 @@ def open_engine(cfg: StoreConfig) -> Engine:
 
     if cfg.path != ":memory:":
         Path(cfg.path).parent.mkdir(parents=True, exist_ok=True)
-    return DuckDBEngine(cfg.path, threads=cfg.threads, memory_limit=cfg.memory_limit)
+    threads = cfg.threads or min(4, len(os.sched_getaffinity(0)))
+    return DuckDBEngine(cfg.path, threads=threads, memory_limit=cfg.memory_limit)
 
 
 class StoreExporter:
