@@ -244,7 +244,12 @@ def test_trace_by_id_has_every_field(admin: str, data: Dataset) -> None:
             "tags": ["a", "b"],
         },
         "resource": frontend,
-        "scope": {"name": "shop.cart", "version": "1.2.3", "attributes": {"scope.tier": "web"}},
+        "scope": {
+            "name": "shop.cart",
+            "version": "1.2.3",
+            "attributes": {"scope.tier": "web"},
+            "schemaUrl": SCHEMA_URL,
+        },
         "events": [
             {
                 "timeUnixNano": str(t0 + 5 * MS),
@@ -346,7 +351,7 @@ def test_logs_newest_first_with_every_field(admin: str, data: Dataset) -> None:
         (5, "DEBUG"),
     ]
     assert logs[4]["scope"] == {"name": "shop.logs", "version": "0.1"}
-    assert logs[4]["resource"] == {"attributes": FRONTEND_RESOURCE}
+    assert logs[4]["resource"] == {"attributes": FRONTEND_RESOURCE, "schemaUrl": SCHEMA_URL}
 
 
 def test_log_filters(admin: str, data: Dataset) -> None:

@@ -129,7 +129,12 @@ _SCHEMAS: dict[str, Any] = {
     "Scope": {
         "type": "object",
         "required": ["name", "version"],
-        "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "attributes": _ANY_MAP},
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "attributes": _ANY_MAP,
+            "schemaUrl": {"type": "string"},
+        },
     },
     "Span": {
         "type": "object",

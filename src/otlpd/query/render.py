@@ -33,11 +33,13 @@ def resource_json(data: bytes, schema_url: str = "") -> dict[str, Any]:
     return out
 
 
-def scope_json(data: bytes) -> dict[str, Any]:
+def scope_json(data: bytes, schema_url: str = "") -> dict[str, Any]:
     scope = common_pb2.InstrumentationScope.FromString(data)
     out: dict[str, Any] = {"name": scope.name, "version": scope.version}
     if scope.attributes:
         out["attributes"] = attributes(scope.attributes)
+    if schema_url:
+        out["schemaUrl"] = schema_url
     return out
 
 
@@ -69,7 +71,7 @@ def span(row: SpanRow) -> dict[str, Any]:
         "durationNs": max(0, s.end_time_unix_nano - s.start_time_unix_nano),
         "attributes": attributes(s.attributes),
         "resource": resource_json(row.resource, row.resource_schema_url),
-        "scope": scope_json(row.scope),
+        "scope": scope_json(row.scope, row.scope_schema_url),
         "events": [
             {
                 "timeUnixNano": str(e.time_unix_nano),
@@ -122,6 +124,6 @@ def log(row: LogRow) -> dict[str, Any]:
         "traceId": r.trace_id.hex(),
         "spanId": r.span_id.hex(),
         "eventName": r.event_name,
-        "resource": resource_json(row.resource),
-        "scope": scope_json(row.scope),
+        "resource": resource_json(row.resource, row.resource_schema_url),
+        "scope": scope_json(row.scope, row.scope_schema_url),
     }

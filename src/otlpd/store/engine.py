@@ -68,6 +68,8 @@ class LogRow:
     data: bytes  # serialized LogRecord
     resource: bytes
     scope: bytes
+    resource_schema_url: str = ""
+    scope_schema_url: str = ""
 
 
 @dataclass(frozen=True)

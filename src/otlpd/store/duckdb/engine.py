@@ -450,7 +450,7 @@ class DuckDBEngine:
         rows = (
             self._con()
             .execute(
-                f"""SELECT l.service_name, l.data, r.data, sc.data
+                f"""SELECT l.service_name, l.data, r.data, sc.data, r.schema_url, sc.schema_url
                 FROM (SELECT * FROM logs {where} ORDER BY time_ns DESC LIMIT ?) l
                 LEFT JOIN resources r ON r.key = l.resource_key
                 LEFT JOIN scopes sc ON sc.key = l.scope_key
@@ -459,7 +459,9 @@ class DuckDBEngine:
             )
             .fetchall()
         )
-        return [LogRow(r[0], _latin1(r[1]), _latin1(r[2]), _latin1(r[3])) for r in rows]
+        return [
+            LogRow(r[0], _latin1(r[1]), _latin1(r[2]), _latin1(r[3]), r[4] or "", r[5] or "") for r in rows
+        ]
 
     def metrics(self) -> list[MetricInfo]:
         rows = (
