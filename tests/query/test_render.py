@@ -64,3 +64,21 @@ def test_log_bodies_and_attribute_values_of_every_type() -> None:
 
     record = logs_pb2.LogRecord(time_unix_nano=1, body=any_value({"nested": [{"a": 1}]}))
     assert render.log(LogRow("svc", record.SerializeToString(), b"", b""))["body"] == {"nested": [{"a": 1}]}
+
+
+def test_jaeger_logs_let_an_event_attribute_override_the_event_name() -> None:
+    """As the Collector's OTLP → Jaeger translator does: no second "event" field."""
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    from otlpd.query.jaeger import jaeger_trace
+
+    s = trace_pb2.Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="op")
+    s.events.add(name="named", time_unix_nano=2000)
+    overridden = s.events.add(name="ignored", time_unix_nano=3000)
+    overridden.attributes.add(key="event", value=common_pb2.AnyValue(string_value="custom"))
+    row = SpanRow("svc", s.SerializeToString(), resource("svc").SerializeToString(), b"")
+    logs = jaeger_trace(b"\x01" * 16, [row])["spans"][0]["logs"]
+    assert logs == [
+        {"timestamp": 2, "fields": [{"key": "event", "type": "string", "value": "named"}]},
+        {"timestamp": 3, "fields": [{"key": "event", "type": "string", "value": "custom"}]},
+    ]

@@ -248,7 +248,11 @@ def _span(row: SpanRow, pid: str) -> dict[str, Any]:
         "logs": [
             {
                 "timestamp": e.time_unix_nano // 1000,
-                "fields": [_string("event", e.name), *_tags(e.attributes)],
+                # the Collector's translator: an attribute named "event" wins over the event's name
+                "fields": [
+                    *([] if any(kv.key == "event" for kv in e.attributes) else [_string("event", e.name)]),
+                    *_tags(e.attributes),
+                ],
             }
             for e in s.events
         ],
