@@ -24,7 +24,20 @@ from tests.support.process import free_port
 SCRIPT = r"""
 set -eu
 config=$(cat "$CONFIG_SRC")  # read before /tmp is replaced
+# A checkout under /tmp (CI clones often are) would vanish under the fresh /tmp: keep its
+# top directory, bound back in place (and made read-only below like everything else).
+keep=""
+case "$OTLPD" in /tmp/*) keep=$(printf '%s' "$OTLPD" | cut -d/ -f1-3) ;; esac
+if [ -n "$keep" ]; then
+    mount -t tmpfs tmpfs /mnt
+    mkdir /mnt/keep
+    mount --bind "$keep" /mnt/keep
+fi
 mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp
+if [ -n "$keep" ]; then
+    mkdir -p "$keep"
+    mount --bind /mnt/keep "$keep"
+fi
 awk '{print $2}' /proc/self/mounts | while read -r m; do
     case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/tmp) continue ;; esac
     mount -o remount,bind,ro "$m" 2>/dev/null || true
