@@ -173,7 +173,7 @@ class QueryApi:
         end = params.timestamp_ns(q, "end")
         end = time.time_ns() if end is None else end
         start = params.timestamp_ns(q, "start")
-        start = end - DEFAULT_WINDOW_NS if start is None else start
+        start = max(0, end - DEFAULT_WINDOW_NS) if start is None else start
         params.time_range(start, end)
         if start == end:
             raise BadRequest("start and end must differ")

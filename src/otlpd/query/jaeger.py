@@ -84,7 +84,7 @@ class JaegerApi:
         return web.json_response(_envelope(data))
 
     async def trace(self, request: web.Request) -> web.Response:
-        trace_id = params.hex_id(_pad(request.match_info["trace_id"]), 16, "trace id")
+        trace_id = _trace_id(request.match_info["trace_id"], "trace id")
         rows = await self._api.query(lambda e: e.trace(trace_id))
         if not rows:
             raise NotFound("trace not found")
@@ -92,7 +92,7 @@ class JaegerApi:
 
     async def traces(self, request: web.Request) -> web.Response:
         q = request.query
-        ids = [params.hex_id(_pad(v), 16, "traceID") for v in q.getall("traceID", [])]
+        ids = [_trace_id(v, "traceID") for v in q.getall("traceID", [])]
         if not ids:
             query = _search(q)
             found = await self._api.query(lambda e: e.find_traces(query))
@@ -102,10 +102,15 @@ class JaegerApi:
         return web.json_response(_envelope(out))
 
 
-def _pad(raw: str) -> str:
+def _trace_id(raw: str, what: str) -> bytes:
     """Jaeger ids may drop leading zeros; 64-bit ids are the low half of a 128-bit one."""
     value = raw.strip()
-    return value.rjust(32, "0") if 0 < len(value) < 32 else value
+    try:
+        return params.hex_id(value.rjust(32, "0") if 0 < len(value) < 32 else value, 16, what)
+    except BadRequest as exc:  # about what the client sent, not the padded form
+        if "hex digits" in str(exc):
+            raise BadRequest(f"{what} must be 1 to 32 hex digits, got {raw!r}") from None
+        raise
 
 
 def _duration(q: Any, name: str) -> int | None:

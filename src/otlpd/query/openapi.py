@@ -71,7 +71,7 @@ def _responses(ok: dict[str, Any], *codes: int, error: dict[str, Any] = _ERROR) 
 
 
 _ANY_MAP = {"type": "object", "additionalProperties": True}
-_NANOS = {"type": "string", "pattern": "^[0-9]+$", "description": "nanoseconds since the Unix epoch"}
+_NANOS = {"type": "string", "pattern": "^-?[0-9]+$", "description": "nanoseconds since the Unix epoch"}
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
     "Services": {
