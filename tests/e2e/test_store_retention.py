@@ -20,16 +20,13 @@ from tests.store.support import (
     post,
     span,
     store_config,
+    tid,
     traces_request,
     wait_until,
 )
 from tests.support.process import Otlpd
 
 HOUR = 3600 * SECOND
-
-
-def tid(n: int) -> bytes:
-    return n.to_bytes(16, "big")
 
 
 @pytest.mark.timeout(60)

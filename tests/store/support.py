@@ -24,6 +24,9 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from otlpd.pdata import Signal
+from tests.exporters.helpers import post as post_request
+
 MS = 1_000_000
 SECOND = 1_000_000_000
 CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -243,16 +246,14 @@ def histogram(
 # -- HTTP --------------------------------------------------------------------
 
 
+def tid(n: int) -> bytes:
+    """Trace id number n (16 bytes, big-endian)."""
+    return n.to_bytes(16, "big")
+
+
 def post(http_endpoint: str, signal: str, message: Any) -> int:
-    """POST an OTLP/HTTP protobuf request; the status code (raises on anything but 200)."""
-    request = urllib.request.Request(
-        f"{http_endpoint}/v1/{signal}",
-        data=message.SerializeToString(),
-        headers={"Content-Type": "application/x-protobuf"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return int(resp.status)
+    """POST an OTLP/HTTP protobuf request; the status code."""
+    return post_request(http_endpoint, Signal(signal), message)
 
 
 def get(

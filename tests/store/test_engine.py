@@ -25,14 +25,11 @@ from tests.store.support import (
     number,
     span,
     sum_metric,
+    tid,
     traces_request,
 )
 
 T0 = 1_800_000_000 * SECOND
-
-
-def tid(n: int) -> bytes:
-    return n.to_bytes(16, "big")
 
 
 def sid(n: int) -> bytes:

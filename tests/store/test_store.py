@@ -23,6 +23,7 @@ from tests.store.support import (
     number,
     resource,
     span,
+    tid,
     traces_request,
 )
 
@@ -33,10 +34,6 @@ NOW = 1_800_000_000 * SECOND
 
 def run(coro: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(asyncio.wait_for(coro(), 60))
-
-
-def tid(n: int) -> bytes:
-    return n.to_bytes(16, "big")
 
 
 class Recorder:

@@ -24,6 +24,7 @@ from otlpd.config.units import parse_duration
 from otlpd.query import params
 from otlpd.query.api import NotFound, QueryApi, any_segment
 from otlpd.query.params import BadRequest
+from otlpd.store.columns import plain
 from otlpd.store.engine import SpanRow, TraceQuery
 
 _KINDS = {2: "server", 3: "client", 4: "producer", 5: "consumer", 1: "internal"}
@@ -105,12 +106,9 @@ class JaegerApi:
 def _trace_id(raw: str, what: str) -> bytes:
     """Jaeger ids may drop leading zeros; 64-bit ids are the low half of a 128-bit one."""
     value = raw.strip()
-    try:
-        return params.hex_id(value.rjust(32, "0") if 0 < len(value) < 32 else value, 16, what)
-    except BadRequest as exc:  # about what the client sent, not the padded form
-        if "hex digits" in str(exc):
-            raise BadRequest(f"{what} must be 1 to 32 hex digits, got {raw!r}") from None
-        raise
+    if not 1 <= len(value) <= 32 or not params.is_hex(value):  # checked as sent, before padding
+        raise BadRequest(f"{what} must be 1 to 32 hex digits, got {raw!r}")
+    return params.hex_id(value.rjust(32, "0"), 16, what)
 
 
 def _duration(q: Any, name: str) -> int | None:
@@ -180,8 +178,6 @@ def _tag(key: str, value: common_pb2.AnyValue) -> dict[str, Any]:
     if kind == "bytes_value":
         return {"key": key, "type": "binary", "value": base64.b64encode(value.bytes_value).decode()}
     if kind in ("array_value", "kvlist_value"):
-        from otlpd.store.columns import plain
-
         return {"key": key, "type": "string", "value": json.dumps(plain(value), separators=(",", ":"))}
     return {"key": key, "type": "string", "value": value.string_value}
 

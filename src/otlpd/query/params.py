@@ -115,10 +115,14 @@ def time_range(start: int | None, end: int | None) -> None:
         raise BadRequest("start must not be after end")
 
 
+def is_hex(value: str) -> bool:
+    return _HEX.match(value) is not None
+
+
 def hex_id(raw: str, size: int, what: str) -> bytes:
     """A trace (16 bytes) or span (8 bytes) id in hex; all zeros is not a valid id."""
     value = raw.strip()
-    if len(value) != size * 2 or not _HEX.match(value):
+    if len(value) != size * 2 or not is_hex(value):
         raise BadRequest(f"{what} must be {size * 2} hex digits, got {raw!r}")
     data = bytes.fromhex(value)
     if not any(data):

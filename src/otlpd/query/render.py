@@ -14,7 +14,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otlpd.store.columns import attributes
+from otlpd.store.columns import attributes, plain
 from otlpd.store.engine import LogRow, SpanRow, TraceSummary
 
 SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
@@ -111,8 +111,6 @@ def severity_name(number: int) -> str:
 
 def log(row: LogRow) -> dict[str, Any]:
     r = logs_pb2.LogRecord.FromString(row.data)
-    from otlpd.store.columns import plain
-
     return {
         "timeUnixNano": str(r.time_unix_nano or r.observed_time_unix_nano),
         "observedTimeUnixNano": str(r.observed_time_unix_nano),

@@ -14,6 +14,7 @@ search is a substring search for the serialized ``KeyValue`` (see
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -193,8 +194,6 @@ def plain(value: common_pb2.AnyValue) -> Any:
     if kind == "array_value":
         return [plain(v) for v in value.array_value.values]
     if kind == "bytes_value":
-        import base64
-
         return base64.b64encode(value.bytes_value).decode()
     if kind is None:
         return None

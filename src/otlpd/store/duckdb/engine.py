@@ -129,35 +129,23 @@ class DuckDBEngine:
     # -- writes ------------------------------------------------------------
 
     def _write_dimensions(self, con: duckdb.DuckDBPyConnection, dims: Dimensions) -> None:
-        new_resources = {k: v for k, v in dims.resources.items() if k not in self._known_resources}
-        if new_resources:
-            keys = list(new_resources)
+        for table, known, met in (
+            ("resources", self._known_resources, dims.resources),
+            ("scopes", self._known_scopes, dims.scopes),
+        ):
+            new = [(key, *values) for key, values in met.items() if key not in known]
+            if not new:
+                continue
+            schema = _SCHEMAS[table]
+            columns = zip(*new, strict=True)  # rows (key, *values) -> columns
             rows = pa.table(
-                {
-                    "key": pa.array(keys, pa.int64()),
-                    "service_name": [new_resources[k][0] for k in keys],
-                    "data": [new_resources[k][1] for k in keys],
-                    "schema_url": [new_resources[k][2] for k in keys],
-                }
+                [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
             )
-            con.register("new_resources", rows)
-            con.execute("INSERT OR IGNORE INTO resources SELECT * FROM new_resources")
-            con.unregister("new_resources")
-        new_scopes = {k: v for k, v in dims.scopes.items() if k not in self._known_scopes}
-        if new_scopes:
-            keys = list(new_scopes)
-            rows = pa.table(
-                {
-                    "key": pa.array(keys, pa.int64()),
-                    "name": [new_scopes[k][0] for k in keys],
-                    "version": [new_scopes[k][1] for k in keys],
-                    "data": [new_scopes[k][2] for k in keys],
-                    "schema_url": [new_scopes[k][3] for k in keys],
-                }
-            )
-            con.register("new_scopes", rows)
-            con.execute("INSERT OR IGNORE INTO scopes SELECT * FROM new_scopes")
-            con.unregister("new_scopes")
+            con.register(f"new_{table}", rows)
+            try:
+                con.execute(f"INSERT OR IGNORE INTO {table} SELECT * FROM new_{table}")
+            finally:
+                con.unregister(f"new_{table}")
 
     def _buffer(self, table: str, batch: pa.Table, dims: Dimensions) -> None:
         """Keep a batch for the next commit (see :meth:`flush`)."""
@@ -226,73 +214,21 @@ class DuckDBEngine:
             pa.default_memory_pool().release_unused()  # Arrow's allocator, too, keeps freed memory
             return rows
 
-    def write_spans(self, c: SpanColumns) -> None:
-        if not len(c):
+    def _write(self, table: str, columns: SpanColumns | LogColumns | MetricColumns) -> None:
+        if not len(columns):
             return
-        batch = pa.table(
-            {
-                "trace_key": pa.array(c.trace_key, pa.int64()),
-                "trace_id": pa.array(c.trace_id, pa.binary()),
-                "span_id": pa.array(c.span_id, pa.binary()),
-                "parent_span_id": pa.array(c.parent_span_id, pa.binary()),
-                "service_name": pa.array(c.service_name, pa.string()),
-                "name": pa.array(c.name, pa.string()),
-                "kind": pa.array(c.kind, pa.uint8()),
-                "start_ns": pa.array(c.start_ns, pa.uint64()),
-                "end_ns": pa.array(c.end_ns, pa.uint64()),
-                "status_code": pa.array(c.status_code, pa.uint8()),
-                "resource_key": pa.array(c.resource_key, pa.int64()),
-                "scope_key": pa.array(c.scope_key, pa.int64()),
-                "data": pa.array(c.data, pa.string()),
-            }
-        )
-        self._buffer("spans", batch, c.dims)
+        schema = _SCHEMAS[table]
+        batch = pa.table([pa.array(getattr(columns, f.name), f.type) for f in schema], schema=schema)
+        self._buffer(table, batch, columns.dims)
+
+    def write_spans(self, c: SpanColumns) -> None:
+        self._write("spans", c)
 
     def write_logs(self, c: LogColumns) -> None:
-        if not len(c):
-            return
-        batch = pa.table(
-            {
-                "time_ns": pa.array(c.time_ns, pa.uint64()),
-                "observed_ns": pa.array(c.observed_ns, pa.uint64()),
-                "service_name": pa.array(c.service_name, pa.string()),
-                "severity_number": pa.array(c.severity_number, pa.uint8()),
-                "severity_text": pa.array(c.severity_text, pa.string()),
-                "body": pa.array(c.body, pa.string()),
-                "trace_id": pa.array(c.trace_id, pa.binary()),
-                "span_id": pa.array(c.span_id, pa.binary()),
-                "resource_key": pa.array(c.resource_key, pa.int64()),
-                "scope_key": pa.array(c.scope_key, pa.int64()),
-                "data": pa.array(c.data, pa.string()),
-            }
-        )
-        self._buffer("logs", batch, c.dims)
+        self._write("logs", c)
 
     def write_metrics(self, c: MetricColumns) -> None:
-        if not len(c):
-            return
-        batch = pa.table(
-            {
-                "name": pa.array(c.name, pa.string()),
-                "type": pa.array(c.type, pa.string()),
-                "unit": pa.array(c.unit, pa.string()),
-                "description": pa.array(c.description, pa.string()),
-                "temporality": pa.array(c.temporality, pa.uint8()),
-                "monotonic": pa.array(c.monotonic, pa.bool_()),
-                "service_name": pa.array(c.service_name, pa.string()),
-                "time_ns": pa.array(c.time_ns, pa.uint64()),
-                "start_ns": pa.array(c.start_ns, pa.uint64()),
-                "value": pa.array(c.value, pa.float64()),
-                "count": pa.array(c.count, pa.uint64()),
-                "sum": pa.array(c.sum, pa.float64()),
-                "attributes": pa.array(c.attributes, pa.string()),
-                "series_key": pa.array(c.series_key, pa.int64()),
-                "resource_key": pa.array(c.resource_key, pa.int64()),
-                "scope_key": pa.array(c.scope_key, pa.int64()),
-                "data": pa.array(c.data, pa.string()),
-            }
-        )
-        self._buffer("metric_points", batch, c.dims)
+        self._write("metric_points", c)
 
     # -- reads -------------------------------------------------------------
 
@@ -555,6 +491,50 @@ class DuckDBEngine:
             tables=counts,
         )
 
+
+# What a write hands DuckDB: one Arrow column per column-list field of otlpd.store.columns
+# (same names), in the order of the table's columns; the INSERTs below clamp and cast.
+_SCHEMAS: dict[str, pa.Schema] = {
+    "resources": pa.schema(
+        [
+            ("key", pa.int64()), ("service_name", pa.string()), ("data", pa.string()),
+            ("schema_url", pa.string()),
+        ]
+    ),
+    "scopes": pa.schema(
+        [
+            ("key", pa.int64()), ("name", pa.string()), ("version", pa.string()),
+            ("data", pa.string()), ("schema_url", pa.string()),
+        ]
+    ),
+    "spans": pa.schema(
+        [
+            ("trace_key", pa.int64()), ("trace_id", pa.binary()), ("span_id", pa.binary()),
+            ("parent_span_id", pa.binary()), ("service_name", pa.string()), ("name", pa.string()),
+            ("kind", pa.uint8()), ("start_ns", pa.uint64()), ("end_ns", pa.uint64()),
+            ("status_code", pa.uint8()), ("resource_key", pa.int64()), ("scope_key", pa.int64()),
+            ("data", pa.string()),
+        ]
+    ),
+    "logs": pa.schema(
+        [
+            ("time_ns", pa.uint64()), ("observed_ns", pa.uint64()), ("service_name", pa.string()),
+            ("severity_number", pa.uint8()), ("severity_text", pa.string()), ("body", pa.string()),
+            ("trace_id", pa.binary()), ("span_id", pa.binary()), ("resource_key", pa.int64()),
+            ("scope_key", pa.int64()), ("data", pa.string()),
+        ]
+    ),
+    "metric_points": pa.schema(
+        [
+            ("name", pa.string()), ("type", pa.string()), ("unit", pa.string()),
+            ("description", pa.string()), ("temporality", pa.uint8()), ("monotonic", pa.bool_()),
+            ("service_name", pa.string()), ("time_ns", pa.uint64()), ("start_ns", pa.uint64()),
+            ("value", pa.float64()), ("count", pa.uint64()), ("sum", pa.float64()),
+            ("attributes", pa.string()), ("series_key", pa.int64()), ("resource_key", pa.int64()),
+            ("scope_key", pa.int64()), ("data", pa.string()),
+        ]
+    ),
+}  # fmt: skip
 
 _MAX_NS = "9223372036854775807"  # timestamps past 2262 do not fit signed nanoseconds: clamped
 
