@@ -45,9 +45,6 @@ class GrpcConfig(Strict):
     def _check(self) -> GrpcConfig:
         if self.transport != "tcp":
             raise ValueError(f'transport "{self.transport}" is not supported; use tcp')
-        problem = self.tls.grpc_problem() if self.tls else None
-        if problem:
-            raise ValueError(f"tls: {problem}")
         return self
 
 
