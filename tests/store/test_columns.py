@@ -239,3 +239,37 @@ def test_metric_columns_for_every_type() -> None:
     assert cols.data[0].encode("latin-1") == points[0].gauge.data_points[0].SerializeToString()
     assert cols.data[4].encode("latin-1") == points[3].histogram.data_points[0].SerializeToString()
     assert cols.data[7].encode("latin-1") == points[5].summary.data_points[0].SerializeToString()
+
+
+def test_items_are_cut_from_the_request_as_received() -> None:
+    """Spans (and log records) are stored as the bytes the client sent, each next to its own columns."""
+    spans = [span(TID, bytes([i + 1]) * 8, f"op{i}", i, i + 1) for i in range(5)]
+    request = trace_svc.ExportTraceServiceRequest(
+        resource_spans=[
+            trace_pb2.ResourceSpans(
+                resource=resource(f"svc{r}"),
+                scope_spans=[trace_pb2.ScopeSpans(spans=spans[r * 2 : r * 2 + 2])],
+            )
+            for r in range(3)
+        ]
+    )
+    # An unknown field (number 99, a varint) at the end of the last span, as a newer SDK might send.
+    extended = spans[4].SerializeToString() + b"\x98\x06\x01"
+    parsed = trace_svc.ExportTraceServiceRequest.FromString(
+        trace_svc.ExportTraceServiceRequest(
+            resource_spans=[
+                *request.resource_spans[:2],
+                trace_pb2.ResourceSpans(
+                    resource=resource("svc2"),
+                    scope_spans=[trace_pb2.ScopeSpans(spans=[trace_pb2.Span.FromString(extended)])],
+                ),
+            ]
+        ).SerializeToString()
+    )
+    received = parsed.SerializeToString()  # upb keeps the unknown field when serializing again
+    assert extended in received
+    cols = columns.spans(parsed, received)
+    assert cols.name == [f"op{i}" for i in range(5)]
+    assert cols.service_name == ["svc0", "svc0", "svc1", "svc1", "svc2"]
+    assert [d.encode("latin-1") for d in cols.data[:4]] == [s.SerializeToString() for s in spans[:4]]
+    assert cols.data[4].encode("latin-1") == extended

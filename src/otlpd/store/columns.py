@@ -9,7 +9,8 @@ stored once each, keyed by a digest of their bytes.
 Serialized protobuf is kept as latin-1 text (one character per byte, so the
 mapping is exact): DuckDB has no substring search on BLOBs, and attribute
 search is a substring search for the serialized ``KeyValue`` (see
-:mod:`otlpd.store.attributes`).
+:mod:`otlpd.store.attributes`). Spans and log records are not serialized
+again: their bytes are cut out of the request as received (``_item_texts``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
@@ -91,7 +95,48 @@ class SpanColumns:
         return len(self.trace_id)
 
 
-def spans(request: trace_svc.ExportTraceServiceRequest) -> SpanColumns:
+def _item_bytes_class(resource: str, scope: str, items: str) -> Any:
+    """A request type whose items are ``bytes``: parsing it splits a request into its items' bytes.
+
+    upb does the split in C, and the pieces are exactly what each item's
+    ``SerializeToString()`` would give for a request otlpd received (it was
+    parsed and validated already), at a third of the cost (~0.5 against ~1.3
+    µs per span). Resources and scopes are field 1, scopes and items field 2,
+    in all three signals' OTLP requests.
+    """
+    F = descriptor_pb2.FieldDescriptorProto
+    fd = descriptor_pb2.FileDescriptorProto(name=f"otlpd_{items}.proto", package=f"otlpd.split.{items}")
+    for name, fields in (
+        ("Scope", [(items, 2, F.TYPE_BYTES, "")]),
+        ("Resource", [(scope, 2, F.TYPE_MESSAGE, f".{fd.package}.Scope")]),
+        ("Request", [(resource, 1, F.TYPE_MESSAGE, f".{fd.package}.Resource")]),
+    ):
+        message = fd.message_type.add(name=name)
+        for field_name, number, type_, type_name in fields:
+            f = message.field.add(name=field_name, number=number, type=type_, label=F.LABEL_REPEATED)
+            if type_name:
+                f.type_name = type_name
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{fd.package}.Request"))
+
+
+_SPAN_BYTES = _item_bytes_class("resource_spans", "scope_spans", "spans")
+_LOG_BYTES = _item_bytes_class("resource_logs", "scope_logs", "log_records")
+
+
+def _item_texts(cls: Any, data: bytes, resource: str, scope: str, items: str) -> Iterator[list[str]]:
+    """Each scope's items as latin-1 text, scope by scope, in the order the full parse sees them."""
+    for r in getattr(cls.FromString(data), resource):
+        for s in getattr(r, scope):
+            yield list(map(bytes.decode, getattr(s, items), repeat("latin-1")))
+
+
+def spans(request: trace_svc.ExportTraceServiceRequest, data: bytes | None = None) -> SpanColumns:
+    """``data``: ``request`` as received (serialized again when not given)."""
+    if data is None:
+        data = request.SerializeToString()
+    pieces = _item_texts(_SPAN_BYTES, data, "resource_spans", "scope_spans", "spans")
     c = SpanColumns()
     dims = c.dims
     # Bound methods looked up once: this loop runs for every span stored. What is the
@@ -102,13 +147,12 @@ def spans(request: trace_svc.ExportTraceServiceRequest) -> SpanColumns:
         c.span_id.append,
         c.parent_span_id.append,
     )
-    name, kind, start, end, status, data = (
+    name, kind, start, end, status = (
         c.name.append,
         c.kind.append,
         c.start_ns.append,
         c.end_ns.append,
         c.status_code.append,
-        c.data.append,
     )
     from_bytes = int.from_bytes
     for rs in request.resource_spans:
@@ -120,6 +164,7 @@ def spans(request: trace_svc.ExportTraceServiceRequest) -> SpanColumns:
             c.service_name.extend([service] * count)
             c.resource_key.extend([rkey] * count)
             c.scope_key.extend([skey] * count)
+            c.data.extend(next(pieces))
             for s in spans_:
                 tid = s.trace_id
                 trace_key_(from_bytes(tid[:8], "big") >> 1)
@@ -131,7 +176,6 @@ def spans(request: trace_svc.ExportTraceServiceRequest) -> SpanColumns:
                 start(s.start_time_unix_nano)
                 end(s.end_time_unix_nano)
                 status(s.status.code)
-                data(s.SerializeToString().decode("latin-1"))
     return c
 
 
@@ -154,25 +198,31 @@ class LogColumns:
         return len(self.time_ns)
 
 
-def logs(request: logs_svc.ExportLogsServiceRequest) -> LogColumns:
+def logs(request: logs_svc.ExportLogsServiceRequest, data: bytes | None = None) -> LogColumns:
+    """``data``: ``request`` as received (serialized again when not given)."""
+    if data is None:
+        data = request.SerializeToString()
+    pieces = _item_texts(_LOG_BYTES, data, "resource_logs", "scope_logs", "log_records")
     c = LogColumns()
     for rl in request.resource_logs:
         rkey, service = c.dims.resource(rl.resource, rl.schema_url)
         for sl in rl.scope_logs:
             skey = c.dims.scope(sl.scope, sl.schema_url)
-            for r in sl.log_records:
+            records = sl.log_records
+            count = len(records)
+            c.service_name.extend([service] * count)
+            c.resource_key.extend([rkey] * count)
+            c.scope_key.extend([skey] * count)
+            c.data.extend(next(pieces))
+            for r in records:
                 # A record without a timestamp is placed at when it was observed (the spec's advice).
                 c.time_ns.append(r.time_unix_nano or r.observed_time_unix_nano)
                 c.observed_ns.append(r.observed_time_unix_nano)
-                c.service_name.append(service)
                 c.severity_number.append(r.severity_number)
                 c.severity_text.append(r.severity_text)
                 c.body.append(text(r.body))
                 c.trace_id.append(r.trace_id)
                 c.span_id.append(r.span_id)
-                c.resource_key.append(rkey)
-                c.scope_key.append(skey)
-                c.data.append(r.SerializeToString().decode("latin-1"))
     return c
 
 

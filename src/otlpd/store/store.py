@@ -239,9 +239,9 @@ def _consume_exception(future: asyncio.Future[int]) -> None:
 def _write(engine: Engine, payload: Payload) -> None:
     message = payload.message
     if payload.signal is Signal.TRACES:
-        engine.write_spans(columns.spans(message))  # type: ignore[arg-type]
+        engine.write_spans(columns.spans(message, payload.data))  # type: ignore[arg-type]
     elif payload.signal is Signal.LOGS:
-        engine.write_logs(columns.logs(message))  # type: ignore[arg-type]
+        engine.write_logs(columns.logs(message, payload.data))  # type: ignore[arg-type]
     else:
         engine.write_metrics(columns.metrics(message))  # type: ignore[arg-type]
     payload.release()
