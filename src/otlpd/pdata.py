@@ -91,6 +91,10 @@ class Payload:
         self.items = items
         self._message = message
 
+    def view(self) -> Payload:
+        """The same request for another consumer: its :meth:`release` does not drop ours."""
+        return Payload(self.signal, self.data, self.items, self._message)
+
     @classmethod
     def from_message(cls, signal: Signal, message: ExportRequest) -> Payload:
         return cls(signal, message.SerializeToString(), count_items(signal, message), message)

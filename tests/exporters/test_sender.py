@@ -258,7 +258,9 @@ async def test_each_exporter_has_its_own_queue_and_retries(sink: Sink, other_sin
     assert down.m(DROPPED) == up.m(DROPPED) == 0
 
 
-def _direct_sender(send: object, m: Metrics, name: str = "", **queue: object) -> QueuedRetrySender:
+def _direct_sender(
+    send: object, m: Metrics, name: str = "", keep_decoded: bool = False, **queue: object
+) -> QueuedRetrySender:
     return QueuedRetrySender(
         ComponentID("fake", name),
         Signal.TRACES,
@@ -268,7 +270,26 @@ def _direct_sender(send: object, m: Metrics, name: str = "", **queue: object) ->
         timeout=1.0,
         metrics=m,
         log=logging.getLogger("otlpd.test"),
+        keep_decoded=keep_decoded,
     )
+
+
+@pytest.mark.parametrize("keep", [False, True])
+async def test_the_queue_keeps_the_decoded_message_only_for_exporters_that_read_it(keep: bool) -> None:
+    """The store reads the receiver's decoding; other queues hold only the bytes."""
+    seen: list[object] = []
+
+    async def send(p: Payload) -> int:
+        seen.append(p._message)
+        return 0
+
+    sender = _direct_sender(send, Metrics(), keep_decoded=keep, num_consumers=1)
+    await sender.start()
+    request = traces(3, "kept")
+    await sender.consume(payload(Signal.TRACES, request))
+    assert await wait_for(lambda: len(seen) == 1)
+    await sender.shutdown(asyncio.get_running_loop().time() + 2)
+    assert (seen[0] is not None) is keep
 
 
 async def test_an_exporter_bug_drops_one_request_but_not_the_worker() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
 
 from otlpd.errors import PermanentError, RetryableError
 from otlpd.pdata import Payload, Signal
@@ -36,8 +37,8 @@ def test_a_retried_payload_skips_consumers_that_took_it() -> None:
         await fanout.consume(batch)
 
     asyncio.run(run())
-    assert healthy.got == [batch]  # once, not four times
-    assert flaky.got == [batch]
+    assert [p.data for p in healthy.got] == [b"x"]  # once, not four times
+    assert [p.data for p in flaky.got] == [b"x"]
 
 
 def test_a_new_payload_goes_to_everyone_and_retryable_wins() -> None:
@@ -52,3 +53,22 @@ def test_a_new_payload_goes_to_everyone_and_retryable_wins() -> None:
     asyncio.run(run())
     assert [p.data for p in a.got] == [b"2"]
     assert [p.data for p in b.got] == [b"2"]
+
+
+def test_a_consumer_that_releases_the_decoded_message_does_not_take_it_from_another() -> None:
+    message = trace_svc.ExportTraceServiceRequest()
+    message.resource_spans.add().scope_spans.add().spans.add(name="s")
+    payload = Payload.from_message(Signal.TRACES, message)
+    seen: list[object] = []
+
+    class Releasing:
+        async def consume(self, p: Payload) -> None:
+            p.release()  # as the batch processor and sending queues do
+
+    class Reading:
+        async def consume(self, p: Payload) -> None:
+            await asyncio.sleep(0)  # after the other one released its view
+            seen.append(p._message)
+
+    asyncio.run(Fanout([Releasing(), Reading()]).consume(payload))
+    assert seen == [message]  # the same decoded object: not parsed again

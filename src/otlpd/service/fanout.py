@@ -28,8 +28,10 @@ class Fanout:
     async def consume(self, payload: Payload) -> None:
         done = self._delivered.get(payload, set())
         targets = [i for i in range(len(self._consumers)) if i not in done]
+        # Each consumer gets its own view: one that releases the decoded message (a batch
+        # processor, a queue) must not take it from another that uses it (the store).
         results = await asyncio.gather(
-            *(self._consumers[i].consume(payload) for i in targets), return_exceptions=True
+            *(self._consumers[i].consume(payload.view()) for i in targets), return_exceptions=True
         )
         errors = []
         for i, result in zip(targets, results, strict=True):

@@ -20,8 +20,10 @@ class ExporterComponent:
         queue: QueueConfig | None = None,
         retry: RetryConfig | None = None,
         timeout: float = 0.0,
+        keep_decoded: bool = False,
     ) -> None:
         self.settings = settings
+        self._keep_decoded = keep_decoded  # queued payloads keep the decoded message the exporter reads
         self.exporter = exporter
         self._queue = queue or QueueConfig(enabled=False)
         self._retry = retry or RetryConfig(enabled=False)
@@ -40,6 +42,7 @@ class ExporterComponent:
                 timeout=self._timeout,
                 metrics=self.settings.metrics,
                 log=self._log,
+                keep_decoded=self._keep_decoded,
             )
         return self._senders[signal]
 

@@ -50,8 +50,10 @@ class QueuedRetrySender:
         timeout: float,
         metrics: Metrics,
         log: logging.Logger,
+        keep_decoded: bool = False,
     ) -> None:
         self._send = send
+        self._keep_decoded = keep_decoded
         self._queue_cfg = queue
         self._retry_cfg = retry
         self._timeout = timeout
@@ -100,7 +102,8 @@ class QueuedRetrySender:
             if error is not None:
                 raise error
             return
-        payload.release()
+        if not self._keep_decoded:
+            payload.release()
         if self.full:
             if not self._queue_cfg.blocking:
                 self._enqueue_failed.inc(payload.items)
