@@ -173,3 +173,37 @@ def test_a_connection_that_never_finishes_its_preface_does_not_stop_others(plain
             conn.handshake()
             assert _grpc_status(conn.call(1, headers, body)) == 0
     assert _accepted(plain, mark)
+
+
+def test_resetting_streams_does_not_make_room_for_more_calls() -> None:
+    """A call keeps its slot until it ends, even if the client resets its stream ("rapid reset")."""
+    with _receiver({"max_concurrent_streams": 2}) as receiver:
+        receiver.consumer.delay = 1.0
+        port = _port(receiver)
+        with RawConn(port) as conn:
+            conn.handshake()
+            for sid in (1, 3):
+                headers, body, _ = _request(port)
+                conn.headers(sid, headers)
+                conn.body(sid, body)
+            time.sleep(0.2)  # both calls are running in the pipeline now
+            conn.send(frame(T.RST_STREAM, 0, 1, b"\0\0\0\x08"), frame(T.RST_STREAM, 0, 3, b"\0\0\0\x08"))
+            headers, body, _ = _request(port)
+            conn.headers(5, headers)
+            result = conn.wait(5)
+        assert result.reset == 7  # REFUSED_STREAM: the two reset calls still hold their slots
+
+
+def test_closed_and_failed_connections_are_not_kept() -> None:
+    with _receiver({}) as receiver:
+        port = _port(receiver)
+        for _ in range(50):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        assert receiver.receiver is not None
+        grpc = receiver.receiver.grpc
+        assert grpc is not None
+        deadline = time.monotonic() + 5
+        while grpc.open_connections() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert grpc.open_connections() == 0

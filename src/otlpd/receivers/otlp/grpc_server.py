@@ -38,7 +38,8 @@ from otlpd.receivers.otlp.config import GrpcConfig
 from otlpd.receivers.otlp.core import ReceiverCore, wire_error
 from otlpd.receivers.otlp.decompress import decompress
 from otlpd.receivers.otlp.h2 import frames
-from otlpd.receivers.otlp.h2.connection import Connection, Limits, Stream
+from otlpd.receivers.otlp.h2.connection import READ_SIZE, Connection, Limits, Stream
+from otlpd.telemetry import logging as otlpd_logging
 
 TRANSPORT = "grpc"
 _ENCODINGS = frozenset({"gzip", "deflate", "zstd"})
@@ -84,6 +85,8 @@ class GrpcServer:
         self._calls: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._age: dict[Connection, float] = {}
+        self._read_buffer = memoryview(bytearray(READ_SIZE))  # shared: see Connection
+        self._log = otlpd_logging.get("receiver.grpc")
         self.port = 0
 
     # lifecycle
@@ -139,16 +142,20 @@ class GrpcServer:
             await server.wait_closed()
         self._servers.clear()
 
+    def open_connections(self) -> int:
+        return len(self._connections)
+
     def _connection(self) -> Connection:
-        conn = Connection(self, self._limits)
+        return Connection(self, self._limits, self._read_buffer)
+
+    # Application (called by Connection)
+
+    def connection_opened(self, conn: Connection) -> None:
         self._connections.add(conn)
         sp = self._config.keepalive.server_parameters if self._config.keepalive else None
         if sp and sp.max_connection_age:
             # gRPC's ±10 % jitter, so connections made together do not all end together
             self._age[conn] = time.monotonic() + sp.max_connection_age * random.uniform(0.9, 1.1)
-        return conn
-
-    # Application (called by Connection)
 
     def connection_closed(self, conn: Connection) -> None:
         self._connections.discard(conn)
@@ -225,8 +232,10 @@ class GrpcServer:
                 self._fail(conn, stream, grpc.StatusCode.INTERNAL, exc.message)
                 return
         task = asyncio.get_running_loop().create_task(self._export(conn, stream, call, body, started))
+        stream.running = True
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
+        task.add_done_callback(lambda _: conn.call_done(stream))
 
     # the call
 
@@ -284,28 +293,34 @@ class GrpcServer:
         sp = self._config.keepalive.server_parameters
         while True:
             await asyncio.sleep(_TICK)
-            now = time.monotonic()
-            for conn in list(self._connections):
-                if conn.closed:
-                    continue
-                age_limit = self._age.get(conn)
-                if age_limit is not None and now >= age_limit and not conn.goaway_sent:
-                    conn.goaway(debug="max_age")
-                    grace = sp.max_connection_age_grace
-                    if grace:
-                        asyncio.get_running_loop().call_later(grace, conn.close)
-                elif (
-                    sp.max_connection_idle
-                    and not conn.streams
-                    and now - conn.last_activity >= sp.max_connection_idle
-                ):
-                    conn.goaway(debug="max_idle")
-                if sp.time:
-                    if conn.ping_sent_at is not None:
-                        if now - conn.ping_sent_at >= (sp.timeout or 20.0):
-                            conn.abort()  # the peer did not answer our keepalive ping
-                    elif now - max(conn.last_activity, conn.last_read) >= sp.time:
-                        conn.ping()
+            try:
+                self._keepalive_tick(sp)
+            except Exception:  # one bad connection must not end keepalive for all
+                self._log.exception("keepalive check failed")
+
+    def _keepalive_tick(self, sp: Any) -> None:
+        now = time.monotonic()
+        for conn in list(self._connections):
+            if conn.closed:
+                continue
+            age_limit = self._age.get(conn)
+            if age_limit is not None and now >= age_limit and not conn.goaway_sent:
+                conn.goaway(debug="max_age")
+                grace = sp.max_connection_age_grace
+                if grace:  # abort: a peer that stops reading cannot hold a graceful close open
+                    asyncio.get_running_loop().call_later(grace, conn.abort)
+            elif (
+                sp.max_connection_idle
+                and not conn.streams
+                and now - conn.last_activity >= sp.max_connection_idle
+            ):
+                conn.goaway(debug="max_idle")
+            if sp.time:
+                if conn.ping_sent_at is not None:
+                    if now - conn.ping_sent_at >= (sp.timeout or 20.0):
+                        conn.abort()  # the peer did not answer our keepalive ping
+                elif now - max(conn.last_activity, conn.last_read) >= sp.time:
+                    conn.ping()
 
 
 def _percent_encode(message: str) -> bytes:

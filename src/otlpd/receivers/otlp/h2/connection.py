@@ -41,7 +41,8 @@ _CONNECTION_HEADERS = frozenset(
 )
 _REQUEST_PSEUDO = frozenset({":method", ":scheme", ":path", ":authority"})
 _RECENTLY_RESET = 256  # streams we reset whose late frames are ignored
-_READ_SIZE = 256 * 1024  # as asyncio's own reads; must exceed the largest control frame
+READ_SIZE = 256 * 1024  # as asyncio's own reads
+_SMALL_PIECE = 4096
 _MAX_PING_STRIKES = 2  # as gRPC: the third early ping ends the connection
 _PREFACE_TIMEOUT = 20.0  # a connection that never speaks HTTP/2 is closed
 _KNOWN_CONTROL = frozenset(
@@ -74,6 +75,7 @@ class Limits:
 
 
 class Application(Protocol):
+    def connection_opened(self, conn: Connection) -> None: ...
     def headers_received(self, conn: Connection, stream: Stream) -> None: ...
     def request_received(self, conn: Connection, stream: Stream) -> None: ...
     def body_too_large(self, conn: Connection, stream: Stream) -> None: ...
@@ -89,10 +91,12 @@ class Stream:
         "ended",
         "headers",
         "id",
+        "orphaned",
         "pending",
         "prefix",
         "recv_avail",
         "recv_unacked",
+        "running",
         "send_avail",
         "size",
     )
@@ -101,7 +105,7 @@ class Stream:
         self.id = stream_id
         self.headers = headers
         self.prefix = b""  # the gRPC message prefix (flag + length)
-        self.chunks: list[bytes] = []  # the message bytes after the prefix
+        self.chunks: list[bytes | bytearray] = []  # the message bytes after the prefix
         self.size = 0  # body bytes received, prefix included
         self.recv_avail = recv
         self.recv_unacked = 0
@@ -111,10 +115,12 @@ class Stream:
         self.pending: list[bytes | tuple[bytes]] = []  # DATA payloads, then a (trailer block,)
         self.closed = False  # reset or fully answered: nothing more goes out
         self.context: Any = None  # the application's
+        self.running = False  # the application's call for it is in progress
+        self.orphaned = False  # reset by the client while its call runs
 
     def body(self) -> bytes:
         chunks = self.chunks
-        if len(chunks) == 1:
+        if len(chunks) == 1 and type(chunks[0]) is bytes:
             return chunks[0]
         return b"".join(chunks)
 
@@ -132,17 +138,20 @@ class StreamError(Exception):
 
 
 class Connection(asyncio.BufferedProtocol):
-    def __init__(self, app: Application, limits: Limits) -> None:
+    def __init__(self, app: Application, limits: Limits, read_buffer: memoryview) -> None:
         self._app = app
         self._limits = limits
         self._transport: asyncio.Transport | None = None
-        # Socket reads land in one reused buffer; an incomplete frame's bytes stay at its
-        # start (``_keep``) until the rest arrives. Reading a long DATA frame's rest straight
+        # Socket reads land in one buffer shared by every connection of the server (the
+        # loop runs one read and its parsing at a time). Only the bytes of a frame that
+        # is not whole yet are kept per connection, in ``_partial``, which the next reads
+        # fill directly until it is complete. Reading a long DATA frame's rest straight
         # into a chunk of its own saved a copy but cost more socket reads: slower (bench.ab).
-        self._rbuf = bytearray(_READ_SIZE)
-        self._rview = memoryview(self._rbuf)
-        self._keep = 0
-        self._need = 0  # bytes the incomplete frame (or its header) needs
+        self._shared = read_buffer
+        self._partial: bytearray | None = None
+        self._partial_fill = 0
+        self._preface_timer: asyncio.TimerHandle | None = None
+        self.orphans = 0  # calls still running whose stream the client reset
         self._preface_left = len(f.PREFACE)
         self._settings_seen = False
         self._decoder = hpack.Decoder(max_header_list_size=limits.max_header_list_size)
@@ -157,7 +166,6 @@ class Connection(asyncio.BufferedProtocol):
         self._pad_left = 0
         self._data_stream: Stream | None = None
         self._data_end = False
-        self._data_sid = 0
         # flow control
         self._recv_conn_avail = limits.connection_window
         self._recv_conn_unacked = 0
@@ -200,7 +208,10 @@ class Connection(asyncio.BufferedProtocol):
         if lim.connection_window > f.DEFAULT_WINDOW:
             out += f.window_update(0, lim.connection_window - f.DEFAULT_WINDOW)
         transport.write(out)
-        asyncio.get_running_loop().call_later(_PREFACE_TIMEOUT, self._check_preface)
+        self._preface_timer = asyncio.get_running_loop().call_later(_PREFACE_TIMEOUT, self._check_preface)
+        # Registered only now: with TLS this runs after the handshake, and a connection
+        # whose handshake fails never gets here, nor to connection_lost.
+        self._app.connection_opened(self)
 
     def _check_preface(self) -> None:
         if not self._settings_seen and not self.closed:
@@ -208,6 +219,9 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._partial = None
+        if self._preface_timer is not None:
+            self._preface_timer.cancel()
         for stream in self.streams.values():
             stream.closed = True
         self.streams.clear()
@@ -226,7 +240,9 @@ class Connection(asyncio.BufferedProtocol):
             self._transport.resume_reading()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._rview[self._keep :]
+        if self._partial is not None:
+            return memoryview(self._partial)[self._partial_fill :]
+        return self._shared
 
     def buffer_updated(self, nbytes: int) -> None:
         if self.closed:
@@ -234,7 +250,14 @@ class Connection(asyncio.BufferedProtocol):
         self.last_read = time.monotonic()
         self._receiving = True
         try:
-            self._receive(nbytes)
+            partial = self._partial
+            if partial is None:
+                self._receive(self._shared, nbytes)
+            else:
+                self._partial_fill += nbytes
+                if self._partial_fill == len(partial):  # the frame waited for is whole
+                    self._partial = None
+                    self._receive(memoryview(partial), len(partial))
         except ConnectionError_ as exc:
             self._fail(exc.code, str(exc))
         finally:
@@ -246,12 +269,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # reading
 
-    def _receive(self, nbytes: int) -> None:
-        end = self._keep + nbytes
-        if end < self._need:  # a frame trickling in: wait for the rest before parsing again
-            self._keep = end
-            return
-        data = self._rview
+    def _receive(self, data: memoryview, end: int) -> None:
         pos = 0
         if self._preface_left:
             take = min(self._preface_left, end)
@@ -312,10 +330,10 @@ class Connection(asyncio.BufferedProtocol):
             if self.closed:
                 return
         rest = end - pos
-        if rest and pos:
-            self._rbuf[:rest] = bytes(data[pos:end])
-        self._keep = rest
-        self._need = need
+        if rest:
+            self._partial = bytearray(need)
+            self._partial[:rest] = data[pos:end]
+            self._partial_fill = rest
 
     def _data_payload(self, data: memoryview, pos: int, end: int) -> int:
         take = min(self._data_left, end - pos)
@@ -344,7 +362,14 @@ class Connection(asyncio.BufferedProtocol):
             start = cut
             if start == stop:
                 return
-        stream.chunks.append(bytes(data[start:stop]))
+        if stop - start >= _SMALL_PIECE:
+            stream.chunks.append(bytes(data[start:stop]))
+            return
+        # Tiny DATA frames would cost an object each (~28x their size): gather them in one tail.
+        chunks = stream.chunks
+        if not chunks or type(chunks[-1]) is not bytearray:
+            chunks.append(bytearray())
+        chunks[-1] += data[start:stop]
 
     def _start_data(self, sid: int, flags: int, length: int, body: int, pad: int) -> None:
         if sid == 0:
@@ -359,14 +384,13 @@ class Connection(asyncio.BufferedProtocol):
             self._recv_conn_unacked = 0
         self._data_left, self._pad_left = body, pad
         self._data_end = bool(flags & f.END_STREAM)
-        self._data_sid = sid
         stream = self.streams.get(sid)
         self._data_stream = None
         if stream is None:
             if sid > self._last_stream_id:
                 raise ConnectionError_(f.PROTOCOL_ERROR, f"DATA on idle stream {sid}")
-            if sid not in self._recent_resets:
-                raise ConnectionError_(f.STREAM_CLOSED, f"DATA on closed stream {sid}")
+            # Closed: counted against the window above and dropped. Often it is a stream we
+            # reset or answered early, whose rest was in flight (RFC 9113 §5.1).
             return
         if stream.ended:
             self._reset(stream, f.STREAM_CLOSED)
@@ -496,7 +520,7 @@ class Connection(asyncio.BufferedProtocol):
             self._refuse(sid, f.REFUSED_STREAM)
             return
         limit = self._limits.max_concurrent_streams
-        if limit and len(self.streams) >= limit:
+        if limit and len(self.streams) + self.orphans >= limit:
             self._refuse(sid, f.REFUSED_STREAM)
             return
         problem = _malformed(headers)
@@ -599,7 +623,18 @@ class Connection(asyncio.BufferedProtocol):
             raise ConnectionError_(f.PROTOCOL_ERROR, f"RST_STREAM on idle stream {sid}")
         stream = self.streams.get(sid)
         if stream is not None:
+            if stream.running:
+                # Its call goes on, and keeps counting against max_concurrent_streams:
+                # resetting streams must not open room for more calls ("rapid reset").
+                stream.orphaned = True
+                self.orphans += 1
             self._forget(stream)
+
+    def call_done(self, stream: Stream) -> None:
+        stream.running = False
+        if stream.orphaned:
+            stream.orphaned = False
+            self.orphans -= 1
 
     # writing
 
@@ -718,13 +753,15 @@ class Connection(asyncio.BufferedProtocol):
 
     def goaway(self, code: int = f.NO_ERROR, debug: str = "") -> None:
         """Stop taking new streams; the connection closes when the open ones are answered."""
-        if self.goaway_sent or self.closed:
+        if self.goaway_sent or self.closed or self._transport is None:
             return
         self.goaway_sent = True
         self._write(f.goaway(self._last_stream_id, code, debug.encode("ascii", "replace")))
         self._close_if_done()
 
     def ping(self) -> None:
+        if self._transport is None or self.closed:
+            return
         self.ping_sent_at = time.monotonic()
         self._write(f.frame(f.PING, 0, 0, b"\0" * 8))
 
