@@ -132,6 +132,16 @@ def _item_texts(cls: Any, data: bytes, resource: str, scope: str, items: str) ->
             yield list(map(bytes.decode, getattr(s, items), repeat("latin-1")))
 
 
+def _scope_columns(
+    c: SpanColumns | LogColumns, service: str, rkey: int, skey: int, count: int, texts: list[str]
+) -> None:
+    """What is the same for a whole scope, extended once rather than appended per item."""
+    c.service_name.extend([service] * count)
+    c.resource_key.extend([rkey] * count)
+    c.scope_key.extend([skey] * count)
+    c.data.extend(texts)
+
+
 def spans(request: trace_svc.ExportTraceServiceRequest, data: bytes | None = None) -> SpanColumns:
     """``data``: ``request`` as received (serialized again when not given)."""
     if data is None:
@@ -158,13 +168,8 @@ def spans(request: trace_svc.ExportTraceServiceRequest, data: bytes | None = Non
     for rs in request.resource_spans:
         rkey, service = dims.resource(rs.resource, rs.schema_url)
         for ss in rs.scope_spans:
-            skey = dims.scope(ss.scope, ss.schema_url)
             spans_ = ss.spans
-            count = len(spans_)
-            c.service_name.extend([service] * count)
-            c.resource_key.extend([rkey] * count)
-            c.scope_key.extend([skey] * count)
-            c.data.extend(next(pieces))
+            _scope_columns(c, service, rkey, dims.scope(ss.scope, ss.schema_url), len(spans_), next(pieces))
             for s in spans_:
                 tid = s.trace_id
                 trace_key_(from_bytes(tid[:8], "big") >> 1)
@@ -207,13 +212,10 @@ def logs(request: logs_svc.ExportLogsServiceRequest, data: bytes | None = None) 
     for rl in request.resource_logs:
         rkey, service = c.dims.resource(rl.resource, rl.schema_url)
         for sl in rl.scope_logs:
-            skey = c.dims.scope(sl.scope, sl.schema_url)
             records = sl.log_records
-            count = len(records)
-            c.service_name.extend([service] * count)
-            c.resource_key.extend([rkey] * count)
-            c.scope_key.extend([skey] * count)
-            c.data.extend(next(pieces))
+            _scope_columns(
+                c, service, rkey, c.dims.scope(sl.scope, sl.schema_url), len(records), next(pieces)
+            )
             for r in records:
                 # A record without a timestamp is placed at when it was observed (the spec's advice).
                 c.time_ns.append(r.time_unix_nano or r.observed_time_unix_nano)

@@ -15,6 +15,8 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
+from tests.receivers.otlp.h2raw import hpack_int
+
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
@@ -52,26 +54,13 @@ class Response:
         return None if value is None else int(value)
 
 
-def _int(value: int, prefix: int, flags: int) -> bytes:
-    top = (1 << prefix) - 1
-    if value < top:
-        return bytes([flags | value])
-    out = bytearray([flags | top])
-    value -= top
-    while value >= 128:
-        out.append((value & 127) | 128)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _encode(headers: list[tuple[str, str]]) -> bytes:
     """Every field as 'literal without indexing, new name', no Huffman."""
     out = bytearray()
     for name, value in headers:
         out += b"\x00"
         for s in (name.encode(), value.encode()):
-            out += _int(len(s), 7, 0) + s
+            out += hpack_int(len(s), 7, 0) + s
     return bytes(out)
 
 
