@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
@@ -273,3 +274,26 @@ def test_items_are_cut_from_the_request_as_received() -> None:
     assert cols.service_name == ["svc0", "svc0", "svc1", "svc1", "svc2"]
     assert [d.encode("latin-1") for d in cols.data[:4]] == [s.SerializeToString() for s in spans[:4]]
     assert cols.data[4].encode("latin-1") == extended
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field, by hand: for wire encodings no SDK writes."""
+    head, n = bytearray([number << 3 | 2]), len(payload)
+    while n >= 0x80:
+        head.append(n & 0x7F | 0x80)
+        n >>= 7
+    head.append(n)
+    return bytes(head) + payload
+
+
+def test_metric_points_are_cut_from_the_data_field_the_full_parse_keeps() -> None:
+    """``data`` is a oneof: sent twice, the last one wins, and the stored points are its points."""
+    first = gauge("temp", [number(1, 1.0)])
+    last = sum_metric("temp", [number(2, 2.0)], DELTA)
+    metric = first.SerializeToString() + metrics_pb2.Metric(sum=last.sum).SerializeToString()
+    received = _field(1, _field(2, _field(2, metric)))  # resource_metrics > scope_metrics > metrics
+    request = metrics_svc.ExportMetricsServiceRequest.FromString(received)
+    assert request.resource_metrics[0].scope_metrics[0].metrics[0].WhichOneof("data") == "sum"
+    cols = columns.metrics(request, received)
+    assert cols.type == ["sum"]
+    assert [d.encode("latin-1") for d in cols.data] == [last.sum.data_points[0].SerializeToString()]

@@ -243,5 +243,5 @@ def _write(engine: Engine, payload: Payload) -> None:
     elif payload.signal is Signal.LOGS:
         engine.write_logs(columns.logs(message, payload.data))  # type: ignore[arg-type]
     else:
-        engine.write_metrics(columns.metrics(message))  # type: ignore[arg-type]
+        engine.write_metrics(columns.metrics(message, payload.data))  # type: ignore[arg-type]
     payload.release()

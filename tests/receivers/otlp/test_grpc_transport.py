@@ -8,8 +8,10 @@ pipeline does (slow, failing) and use short keepalive timers.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from otlpd.pdata import Signal
 from tests.receivers.otlp.h2raw import F, RawConn, T, frame, grpc_message, grpc_request_headers
 from tests.receivers.otlp.helpers import GRPC_METHOD, marker, traces
 from tests.receivers.otlp.inprocess import InProcess
+from tests.tls.certs import make_certs
 
 TRACES = GRPC_METHOD[Signal.TRACES]
 LIMIT_MIB = 1
@@ -194,15 +197,30 @@ def test_resetting_streams_does_not_make_room_for_more_calls() -> None:
         assert result.reset == 7  # REFUSED_STREAM: the two reset calls still hold their slots
 
 
-def test_closed_and_failed_connections_are_not_kept() -> None:
-    with _receiver({}) as receiver:
-        port = _port(receiver)
-        for _ in range(50):
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+def test_connections_that_close_or_fail_their_tls_handshake_are_not_kept(tmp_path: Path) -> None:
+    """A TLS connection is tracked once its handshake is done; failed handshakes leave nothing."""
+    certs = make_certs(tmp_path)
+    tls = {"cert_file": str(certs.server.cert), "key_file": str(certs.server.key)}
+    with _receiver({"tls": tls}) as receiver:
         assert receiver.receiver is not None
         grpc = receiver.receiver.grpc
         assert grpc is not None
+        port = _port(receiver)
+        for _ in range(20):  # a port scan / TCP health check: connect, close
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        rogue = ssl.create_default_context(cafile=str(certs.rogue_ca))
+        for _ in range(5):  # a client that does not trust the server's certificate
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, pytest.raises(ssl.SSLError):
+                rogue.wrap_socket(raw, server_hostname="127.0.0.1")
+        good = ssl.create_default_context(cafile=str(certs.ca))
+        good.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        with good.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            deadline = time.monotonic() + 5
+            while grpc.open_connections() != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert grpc.open_connections() == 1  # the one that finished its handshake
         deadline = time.monotonic() + 5
         while grpc.open_connections() and time.monotonic() < deadline:
             time.sleep(0.05)

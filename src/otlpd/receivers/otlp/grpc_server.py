@@ -232,7 +232,7 @@ class GrpcServer:
                 self._fail(conn, stream, grpc.StatusCode.INTERNAL, exc.message)
                 return
         task = asyncio.get_running_loop().create_task(self._export(conn, stream, call, body, started))
-        stream.running = True
+        conn.call_started(stream)
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
         task.add_done_callback(lambda _: conn.call_done(stream))

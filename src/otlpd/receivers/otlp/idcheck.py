@@ -40,15 +40,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
 
+from otlpd import skeleton
 from otlpd.pdata import ExportRequest, Signal, count_items
-
-_F = descriptor_pb2.FieldDescriptorProto
-_PACKAGE = "otlpd.idcheck"
 
 
 def _classes(merged: bool) -> tuple[Any, Any]:
@@ -57,42 +54,27 @@ def _classes(merged: bool) -> tuple[Any, Any]:
     ``merged``: every message level singular and the ids repeated (step 2);
     otherwise the items repeated and the ids singular, as in OTLP (step 1).
     """
-    kind = "Merged" if merged else "Skeleton"
-    fd = descriptor_pb2.FileDescriptorProto(
-        name=f"otlpd/idcheck_{kind.lower()}.proto", package=f"{_PACKAGE}.{kind.lower()}", syntax="proto3"
-    )
-    nested_label = _F.LABEL_OPTIONAL if merged else _F.LABEL_REPEATED
-    id_label = _F.LABEL_REPEATED if merged else _F.LABEL_OPTIONAL
 
-    def message(name: str, *fields: tuple[str, int, str | None]) -> None:
-        m = fd.message_type.add(name=name)
-        for field, number, nested in fields:
-            if nested is None:
-                m.field.add(name=field, number=number, type=_F.TYPE_BYTES, label=id_label)
-            else:
-                m.field.add(
-                    name=field,
-                    number=number,
-                    type=_F.TYPE_MESSAGE,
-                    label=nested_label,
-                    type_name=f".{fd.package}.{nested}",
-                )
+    def fields(*specs: tuple[str, int, str | None]) -> list[skeleton.Field]:
+        # nested levels repeated as in OTLP, ids singular; or the other way round when merged
+        return [(name, number, nested, merged == (nested is None)) for name, number, nested in specs]
 
-    # Field numbers are those of opentelemetry-proto's trace.proto and logs.proto.
-    message("Span", ("trace_id", 1, None), ("span_id", 2, None), ("parent_span_id", 4, None))
-    message("ScopeSpans", ("spans", 2, "Span"))
-    message("ResourceSpans", ("scope_spans", 2, "ScopeSpans"))
-    message("Traces", ("resource_spans", 1, "ResourceSpans"))
-    message("LogRecord", ("trace_id", 9, None), ("span_id", 10, None))
-    message("ScopeLogs", ("log_records", 2, "LogRecord"))
-    message("ResourceLogs", ("scope_logs", 2, "ScopeLogs"))
-    message("Logs", ("resource_logs", 1, "ResourceLogs"))
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fd)
-    return (
-        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{fd.package}.Traces")),
-        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{fd.package}.Logs")),
+    traces, logs = skeleton.message_classes(
+        f"otlpd.idcheck.{'merged' if merged else 'skeleton'}",
+        {
+            "Span": fields(("trace_id", 1, None), ("span_id", 2, None), ("parent_span_id", 4, None)),
+            "ScopeSpans": fields(("spans", 2, "Span")),
+            "ResourceSpans": fields(("scope_spans", 2, "ScopeSpans")),
+            "Traces": fields(("resource_spans", 1, "ResourceSpans")),
+            "LogRecord": fields(("trace_id", 9, None), ("span_id", 10, None)),
+            "ScopeLogs": fields(("log_records", 2, "LogRecord")),
+            "ResourceLogs": fields(("scope_logs", 2, "ScopeLogs")),
+            "Logs": fields(("resource_logs", 1, "ResourceLogs")),
+        },
+        "Traces",
+        "Logs",
     )
+    return traces, logs
 
 
 _TRACES, _LOGS = _classes(merged=False)

@@ -3,16 +3,17 @@
 Why not grpc.aio: on one core its per-call cost (~400 µs for a 166 KB
 request, about 0.8 µs per span) was the largest piece of the OTLP/gRPC hot
 path, most of it hand-offs between the event loop, gRPC core's poller and its
-event-engine threads. Here the event loop reads the socket itself: a request
-costs one parse of a few frame headers and, with the large frames we
-advertise, usually no copy of the body until it is joined (see
-``docs/performance.md``).
+event-engine threads. Here the event loop reads the socket itself, into one
+buffer shared by all connections: with the large frames we advertise, a
+request costs a few frame headers to parse and one copy of its bytes out of
+that buffer (see ``docs/performance.md``).
 
 What it does: the connection preface and SETTINGS exchange (both ways,
 validated), HPACK header blocks (with CONTINUATION and padding), stream
 state and the client's stream-id rules, flow control both ways (windows
-are credited as data arrives; the bound on memory is the body limit and
-``max_concurrent_streams``, as in gRPC), PING, RST_STREAM, GOAWAY in both
+are credited as data arrives; the bound on memory is the body limit times
+``max_concurrent_streams``, which a call keeps counting against until it
+ends, even if the client resets its stream), PING, RST_STREAM, GOAWAY in both
 directions, PRIORITY ignored, unknown frame types ignored. Requests are
 gathered per stream (the gRPC 5-byte message prefix apart from the message
 bytes) and handed to the application when the client ends the stream; a
@@ -131,12 +132,6 @@ class ConnectionError_(Exception):
         self.code = code
 
 
-class StreamError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class Connection(asyncio.BufferedProtocol):
     def __init__(self, app: Application, limits: Limits, read_buffer: memoryview) -> None:
         self._app = app
@@ -177,13 +172,11 @@ class Connection(asyncio.BufferedProtocol):
         # output
         self._out: list[bytes] = []
         self._receiving = False
-        self._paused_writing = False
         # lifecycle
         self.goaway_sent = False
         self._goaway_received = False
         self.closed = False
         now = time.monotonic()
-        self.opened_at = now
         self.last_activity = now  # a stream opened or closed
         self.last_read = now
         self.ping_sent_at: float | None = None
@@ -230,12 +223,10 @@ class Connection(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         # The client does not read its responses: stop reading its requests.
-        self._paused_writing = True
         if self._transport is not None:
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self._paused_writing = False
         if self._transport is not None and not self.closed:
             self._transport.resume_reading()
 
@@ -421,7 +412,7 @@ class Connection(asyncio.BufferedProtocol):
         stream.ended = True
         if stream.answered:
             if not stream.pending:
-                self._finish(stream)
+                self._forget(stream)
             return
         self._app.request_received(self, stream)
 
@@ -630,6 +621,9 @@ class Connection(asyncio.BufferedProtocol):
                 self.orphans += 1
             self._forget(stream)
 
+    def call_started(self, stream: Stream) -> None:
+        stream.running = True
+
     def call_done(self, stream: Stream) -> None:
         stream.running = False
         if stream.orphaned:
@@ -688,7 +682,7 @@ class Connection(asyncio.BufferedProtocol):
             self._blocked.pop(stream.id, None)
             if stream.answered:
                 if stream.ended:
-                    self._finish(stream)
+                    self._forget(stream)
                 else:  # answered before the whole request came (RFC 9113 §8.1)
                     self._reset(stream, f.NO_ERROR)
 
@@ -723,9 +717,6 @@ class Connection(asyncio.BufferedProtocol):
                 self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     # stream and connection ends
-
-    def _finish(self, stream: Stream) -> None:
-        self._forget(stream)
 
     def _forget(self, stream: Stream) -> None:
         stream.closed = True
