@@ -179,7 +179,6 @@ class _Template:
     """A pre-built request's spans, with where each stored span keeps its ids and times."""
 
     def __init__(self, seed: int) -> None:
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
 
         from otlpd.store import columns
 
@@ -188,7 +187,7 @@ class _Template:
             for kv in rs.resource.attributes:
                 if kv.key == "service.name":
                     kv.value.string_value = f"service-{(seed * 5 + i) % 10}"
-        self.columns = columns.spans(ts.ExportTraceServiceRequest.FromString(request.SerializeToString()))
+        self.columns = columns.spans(request.SerializeToString())
         c = self.columns
         self.trace_of = []  # index of the span's trace within the template
         seen: dict[bytes, int] = {}
@@ -200,7 +199,7 @@ class _Template:
         self.parent_of = [index_of.get(p, -1) if p else -1 for p in c.parent_span_id]
         self.offsets = []
         for data, parent, start, end in zip(c.data, c.parent_span_id, c.start_ns, c.end_ns, strict=True):
-            raw = data.encode("latin-1")
+            raw = data
             assert raw[:2] == b"\n\x10"  # trace_id is field 1: serialized first
             assert raw[18:20] == b"\x12\x08"  # then span_id
             p = raw.index(b"\x22\x08" + parent) + 2 if parent else -1
@@ -258,7 +257,8 @@ def build_database(db: Path, spans: int) -> dict[str, Any]:
     """
     import pyarrow as pa
 
-    from otlpd.store.duckdb.engine import _INSERTS, DuckDBEngine
+    from otlpd.store.columns import Dimensions
+    from otlpd.store.duckdb.engine import _SCHEMAS, DuckDBEngine
 
     templates = [_Template(s) for s in range(1, 9)]
     engine = DuckDBEngine(str(db))
@@ -267,7 +267,7 @@ def build_database(db: Path, spans: int) -> dict[str, Any]:
         engine.write_spans(t.columns)
     engine.flush()
     con = engine._con()
-    con.execute("DELETE FROM spans")
+    con.execute("DELETE FROM span_rows")
     con.execute("DELETE FROM trace_index")
     for macro in _MACROS:
         con.execute(macro)
@@ -291,9 +291,11 @@ def build_database(db: Path, spans: int) -> dict[str, Any]:
                 name: [v for cols in c for v in getattr(cols, name)]
                 for name in (
                     "service_name", "name", "kind", "status_code",
-                    "resource_key", "scope_key", "data",
+                    "resource_key", "scope_key",
                 )
             },
+            # as latin-1 text, the way the engine stores it (the SQL above cuts it with substr)
+            "data": [v.decode("latin-1") for cols in c for v in cols.data],
         }
     )  # fmt: skip
     con.register("tpl_arrow", tpl)
@@ -310,10 +312,10 @@ def build_database(db: Path, spans: int) -> dict[str, Any]:
             "last": min(batches, first + chunk), "templates": len(templates),
         }  # fmt: skip
         con.execute(_GENERATE, params)
-        con.execute("BEGIN TRANSACTION")
-        for statement in _INSERTS["spans"]:
-            con.execute(statement.format(batch="gen"))
-        con.execute("COMMIT")
+        # committed as ingest commits a row group's worth: a segment file, its trace index
+        batch = con.sql("SELECT * FROM gen").to_arrow_table().cast(_SCHEMAS["spans"])
+        engine._buffer("spans", batch, Dimensions())
+        engine.flush()
     con.execute("CHECKPOINT")
     elapsed = time.perf_counter() - began
     sample = [
@@ -322,7 +324,7 @@ def build_database(db: Path, spans: int) -> dict[str, Any]:
     ]
     usage = engine.usage()
     engine.close()
-    size = db.stat().st_size
+    size = db.stat().st_size + sum(f.stat().st_size for f in db.with_suffix(".spans").glob("*.parquet"))
     return {
         "spans": usage.spans,
         "build_s": elapsed,

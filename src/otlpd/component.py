@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from otlpd.errors import OtlpdError
 from otlpd.pdata import Payload, Signal
 
 if TYPE_CHECKING:
@@ -60,6 +61,17 @@ class Consumer(Protocol):
     """Takes a payload or raises a typed error from :mod:`otlpd.errors`."""
 
     async def consume(self, payload: Payload) -> None: ...
+
+
+def refusal(consumer: Consumer) -> OtlpdError | None:
+    """The error ``consumer`` would refuse any payload with right now, if it says so.
+
+    A consumer that refuses on its state alone (a full batch processor) has a
+    ``refusal`` property: a receiver asks before decoding a request, so an
+    overloaded pipeline does not spend a decode on each request it refuses.
+    """
+    error: OtlpdError | None = getattr(consumer, "refusal", None)
+    return error
 
 
 class Component(Protocol):

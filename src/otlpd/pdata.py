@@ -106,6 +106,11 @@ class Payload:
             self._message = decode(self.signal, self.data)
         return self._message
 
+    @property
+    def decoded(self) -> ExportRequest | None:
+        """The decoded request if it has been decoded already; for who can do without."""
+        return self._message
+
     def release(self) -> None:
         """Drop the decoded message so only the compact bytes are retained."""
         self._message = None

@@ -42,12 +42,12 @@ def test_migrate_v1_then_serve_the_old_data(tmp_path: Path) -> None:
 
     done = migrate(tmp_path, config)
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout == f"store ({db}): schema 1 -> 2 (applied 2)\n"
-    assert v1.version(db) == 2
+    assert done.stdout == f"store ({db}): schema 1 -> 3 (applied 2, 3)\n"
+    assert v1.version(db) == 3
     again = migrate(tmp_path, config)  # idempotent
     assert (again.returncode, again.stdout, again.stderr) == (
         0,
-        f"store ({db}): schema 2 is up to date\n",
+        f"store ({db}): schema 3 is up to date\n",
         "",
     )
 
@@ -105,8 +105,8 @@ def test_serve_migrates_a_v1_database_on_start(tmp_path: Path) -> None:
         assert ok(otlpd.admin, "/api/v1/services") == {"services": ["legacy-api", "legacy-worker"]}
         assert otlpd.terminate() == 0
         (event,) = [e for e in otlpd.log_events() if e.get("msg") == "schema migrated"]
-    assert event["applied"] == [2]
-    assert v1.version(db) == 2
+    assert event["applied"] == [2, 3]
+    assert v1.version(db) == 3
 
 
 @pytest.mark.timeout(60)
@@ -169,6 +169,6 @@ def test_migrate_every_store_of_a_config(tmp_path: Path) -> None:
     done = migrate(tmp_path, config)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        f"store ({tmp_path / 'a.duckdb'}): schema 0 -> 2 (applied 1, 2)",
-        f"store/b ({tmp_path / 'b.duckdb'}): schema 1 -> 2 (applied 2)",
+        f"store ({tmp_path / 'a.duckdb'}): schema 0 -> 3 (applied 1, 2, 3)",
+        f"store/b ({tmp_path / 'b.duckdb'}): schema 1 -> 3 (applied 2, 3)",
     ]

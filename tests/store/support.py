@@ -8,6 +8,7 @@ protobuf) as the SDK's.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -25,6 +26,8 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from otlpd.pdata import Signal
+from otlpd.store import columns
+from otlpd.store.columns import Dimensions, SpanColumns
 from tests.exporters.helpers import post as post_request
 
 MS = 1_000_000
@@ -244,6 +247,29 @@ def histogram(
 
 
 # -- HTTP --------------------------------------------------------------------
+
+
+def bulk_spans(first: int, count: int, now: int = 1_800_000_000 * SECOND) -> SpanColumns:
+    """``count`` spans, one a second from ``now + first`` seconds (fast: no protobuf per span)."""
+    dims = Dimensions()
+    rkey, _ = dims.resource(resource("bulk").SerializeToString(), b"")
+    skey = dims.scope(common_pb2.InstrumentationScope(name="bulk").SerializeToString(), b"")
+    numbers = range(first, first + count)
+    c = SpanColumns(dims=dims)
+    c.trace_id = [tid(n) for n in numbers]
+    c.trace_key = [columns.trace_key(t) for t in c.trace_id]
+    c.span_id = [n.to_bytes(8, "big") for n in numbers]
+    c.parent_span_id = [b""] * count
+    c.service_name = ["bulk"] * count
+    c.name = ["op"] * count
+    c.kind = [1] * count
+    c.start_ns = [now + n * SECOND for n in numbers]
+    c.end_ns = [now + n * SECOND + 1 for n in numbers]
+    c.status_code = [0] * count
+    c.resource_key = [rkey] * count
+    c.scope_key = [skey] * count
+    c.data = [os.urandom(24).hex().encode() for _ in numbers]  # incompressible, like real spans mostly are
+    return c
 
 
 def tid(n: int) -> bytes:

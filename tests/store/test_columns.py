@@ -73,7 +73,7 @@ def test_span_columns() -> None:
             ),
         ]
     )
-    cols = columns.spans(request)
+    cols = columns.spans(request.SerializeToString())
     assert len(cols) == 3
     assert cols.trace_id == [TID, TID, TID2]
     assert cols.trace_key == [columns.trace_key(TID)] * 2 + [columns.trace_key(TID2)]
@@ -85,21 +85,21 @@ def test_span_columns() -> None:
     assert (cols.start_ns, cols.end_ns) == ([10, 12, 50], [30, 20, 50])
     assert cols.status_code == [2, 0, 1]
     # the item itself, byte for byte, as latin-1 text
-    assert [trace_pb2.Span.FromString(d.encode("latin-1")) for d in cols.data] == [a, b, c]
-    assert cols.data[0].encode("latin-1") == a.SerializeToString()
+    assert [trace_pb2.Span.FromString(d) for d in cols.data] == [a, b, c]
+    assert cols.data[0] == a.SerializeToString()
     # resources and scopes once each, by key
     r1, r2 = request.resource_spans[0].resource, request.resource_spans[1].resource
     assert cols.resource_key[0] == cols.resource_key[1] != cols.resource_key[2]
     assert cols.dims.resources == {
-        cols.resource_key[0]: ("cart", r1.SerializeToString().decode("latin-1"), "https://schema/1"),
-        cols.resource_key[2]: ("unknown_service", r2.SerializeToString().decode("latin-1"), ""),
+        cols.resource_key[0]: ("cart", r1.SerializeToString(), "https://schema/1"),
+        cols.resource_key[2]: ("unknown_service", r2.SerializeToString(), ""),
     }
     lib = request.resource_spans[0].scope_spans[0].scope
     assert cols.scope_key[0] == cols.scope_key[1] != cols.scope_key[2]
     assert cols.dims.scopes[cols.scope_key[0]] == (
         "lib",
         "1.0",
-        lib.SerializeToString().decode("latin-1"),
+        lib.SerializeToString(),
         "",
     )
     assert cols.dims.scopes[cols.scope_key[2]][0] == "q"
@@ -118,7 +118,7 @@ def test_same_resource_same_key_and_schema_url_tells_apart() -> None:
                 )
             ]
         )
-        return columns.spans(request).resource_key[0]
+        return columns.spans(request.SerializeToString()).resource_key[0]
 
     assert key("") == key("")
     assert key("") != key("https://schema/1")
@@ -139,7 +139,7 @@ def test_log_columns() -> None:
             )
         ]
     )
-    cols = columns.logs(request)
+    cols = columns.logs(request.SerializeToString())
     assert len(cols) == 4
     assert cols.time_ns == [100, 200, 300, 400]  # no time: when it was observed
     assert cols.observed_ns == [101, 200, 0, 0]
@@ -155,7 +155,7 @@ def test_log_columns() -> None:
     assert cols.trace_id == [TID, b"", b"", b""]
     assert cols.span_id == [b"\x01" * 8, b"", b"", b""]
     assert len(set(cols.resource_key)) == 1
-    assert [logs_pb2.LogRecord.FromString(d.encode("latin-1")) for d in cols.data] == [*records, empty_body]
+    assert [logs_pb2.LogRecord.FromString(d) for d in cols.data] == [*records, empty_body]
 
 
 def test_text_of_any_value() -> None:
@@ -196,7 +196,7 @@ def test_metric_columns_for_every_type() -> None:
             metrics_pb2.Metric(name="empty"),  # no data at all: skipped
         ],
     )
-    cols = columns.metrics(request)
+    cols = columns.metrics(request.SerializeToString())
     assert cols.name == ["temp", "temp", "reqs", "delta", "lat", "lat", "size", "rpc"]
     assert cols.type == [
         "gauge",
@@ -232,14 +232,18 @@ def test_metric_columns_for_every_type() -> None:
     # a series is resource + name + attributes
     assert cols.series_key[0] != cols.series_key[1]
     assert len(set(cols.series_key)) == 8
-    again = columns.metrics(metrics_request("m", [gauge("temp", [number(99, 1.0, room="lab")])]))
+    again = columns.metrics(
+        metrics_request("m", [gauge("temp", [number(99, 1.0, room="lab")])]).SerializeToString()
+    )
     assert again.series_key == [cols.series_key[0]]
-    other = columns.metrics(metrics_request("n", [gauge("temp", [number(99, 1.0, room="lab")])]))
+    other = columns.metrics(
+        metrics_request("n", [gauge("temp", [number(99, 1.0, room="lab")])]).SerializeToString()
+    )
     assert other.series_key != [cols.series_key[0]]
     points = request.resource_metrics[0].scope_metrics[0].metrics
-    assert cols.data[0].encode("latin-1") == points[0].gauge.data_points[0].SerializeToString()
-    assert cols.data[4].encode("latin-1") == points[3].histogram.data_points[0].SerializeToString()
-    assert cols.data[7].encode("latin-1") == points[5].summary.data_points[0].SerializeToString()
+    assert cols.data[0] == points[0].gauge.data_points[0].SerializeToString()
+    assert cols.data[4] == points[3].histogram.data_points[0].SerializeToString()
+    assert cols.data[7] == points[5].summary.data_points[0].SerializeToString()
 
 
 def test_items_are_cut_from_the_request_as_received() -> None:
@@ -269,11 +273,11 @@ def test_items_are_cut_from_the_request_as_received() -> None:
     )
     received = parsed.SerializeToString()  # upb keeps the unknown field when serializing again
     assert extended in received
-    cols = columns.spans(parsed, received)
+    cols = columns.spans(received, parsed)
     assert cols.name == [f"op{i}" for i in range(5)]
     assert cols.service_name == ["svc0", "svc0", "svc1", "svc1", "svc2"]
-    assert [d.encode("latin-1") for d in cols.data[:4]] == [s.SerializeToString() for s in spans[:4]]
-    assert cols.data[4].encode("latin-1") == extended
+    assert [d for d in cols.data[:4]] == [s.SerializeToString() for s in spans[:4]]
+    assert cols.data[4] == extended
 
 
 def _field(number: int, payload: bytes) -> bytes:
@@ -294,6 +298,6 @@ def test_metric_points_are_cut_from_the_data_field_the_full_parse_keeps() -> Non
     received = _field(1, _field(2, _field(2, metric)))  # resource_metrics > scope_metrics > metrics
     request = metrics_svc.ExportMetricsServiceRequest.FromString(received)
     assert request.resource_metrics[0].scope_metrics[0].metrics[0].WhichOneof("data") == "sum"
-    cols = columns.metrics(request, received)
+    cols = columns.metrics(received, request)
     assert cols.type == ["sum"]
-    assert [d.encode("latin-1") for d in cols.data] == [last.sum.data_points[0].SerializeToString()]
+    assert [d for d in cols.data] == [last.sum.data_points[0].SerializeToString()]

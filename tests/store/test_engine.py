@@ -39,25 +39,27 @@ def sid(n: int) -> bytes:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[DuckDBEngine]:
     e = DuckDBEngine(str(tmp_path / "otlpd.duckdb"))
-    assert e.migrate() == [1, 2]
+    assert e.migrate() == [1, 2, 3]
     yield e
     e.close()
 
 
 def write_spans(e: DuckDBEngine, service: str, spans: list[trace_pb2.Span], **resource: object) -> None:
-    e.write_spans(columns.spans(traces_request(service, spans, **resource)))
+    e.write_spans(columns.spans(traces_request(service, spans, **resource).SerializeToString()))
 
 
 def test_migrate_once(engine: DuckDBEngine) -> None:
-    assert engine.schema_version() == 2
+    assert engine.schema_version() == 3
     assert engine.migrate() == []
-    assert engine.schema_version() == 2
+    assert engine.schema_version() == 3
 
 
 def test_nothing_is_visible_until_flushed(engine: DuckDBEngine) -> None:
     write_spans(engine, "cart", [span(tid(1), sid(1), "GET /cart", T0, T0 + MS, kind=2)])
-    engine.write_logs(columns.logs(logs_request("cart", [log_record(T0, "hello")])))
-    engine.write_metrics(columns.metrics(metrics_request("cart", [gauge("g", [number(T0, 1.0)])])))
+    engine.write_logs(columns.logs(logs_request("cart", [log_record(T0, "hello")]).SerializeToString()))
+    engine.write_metrics(
+        columns.metrics(metrics_request("cart", [gauge("g", [number(T0, 1.0)])]).SerializeToString())
+    )
     assert engine.pending_rows() == 3
     assert engine.services() == []
     assert engine.trace(tid(1)) == []
@@ -139,7 +141,7 @@ def test_trace_search_order_and_limit(engine: DuckDBEngine) -> None:
 
 def test_timestamps_past_2262_are_clamped_not_refused(engine: DuckDBEngine) -> None:
     write_spans(engine, "svc", [span(tid(5), sid(1), "far", 2**64 - 2, 2**64 - 1)])
-    engine.write_logs(columns.logs(logs_request("svc", [log_record(2**64 - 1, "far")])))
+    engine.write_logs(columns.logs(logs_request("svc", [log_record(2**64 - 1, "far")]).SerializeToString()))
     assert engine.flush() == 2
     (row,) = engine.trace(tid(5))
     assert trace_pb2.Span.FromString(row.data).start_time_unix_nano == 2**64 - 2  # the item itself is intact
@@ -154,8 +156,8 @@ def test_log_queries(engine: DuckDBEngine) -> None:
         log_record(T0 + 2, "beta TWO", 17),
         log_record(T0 + 3, {"k": "Gamma"}, 13, trace_id=tid(1)),
     ]
-    engine.write_logs(columns.logs(logs_request("a", records)))
-    engine.write_logs(columns.logs(logs_request("b", [log_record(T0 + 4, "delta", 21)])))
+    engine.write_logs(columns.logs(logs_request("a", records).SerializeToString()))
+    engine.write_logs(columns.logs(logs_request("b", [log_record(T0 + 4, "delta", 21)]).SerializeToString()))
     engine.flush()
 
     def texts(**q: Any) -> list[str]:
@@ -184,9 +186,11 @@ def test_points_by_name_time_and_attributes(engine: DuckDBEngine) -> None:
             sum_metric("jobs", [number(T0, 3, code=200)], temporality=DELTA),
         ],
     )
-    engine.write_metrics(columns.metrics(request))
+    engine.write_metrics(columns.metrics(request.SerializeToString()))
     engine.write_metrics(
-        columns.metrics(metrics_request("other", [gauge("temp", [number(T0, 9.0, room="lab")])]))
+        columns.metrics(
+            metrics_request("other", [gauge("temp", [number(T0, 9.0, room="lab")])]).SerializeToString()
+        )
     )
     engine.flush()
     info, rows = engine.points(SeriesQuery("temp", T0, T0 + 10 * SECOND))
@@ -219,11 +223,17 @@ def test_prune_deletes_everything_older_and_what_only_it_referenced(engine: Duck
         "kept",
         [span(tid(2), sid(1), "old op", old, old + 1), span(tid(3), sid(1), "new", new, new + 1)],
     )
-    engine.write_logs(columns.logs(logs_request("gone", [log_record(old, "old")])))
-    engine.write_logs(columns.logs(logs_request("kept", [log_record(new, "new")])))
-    engine.write_metrics(columns.metrics(metrics_request("gone", [gauge("old.metric", [number(old, 1.0)])])))
+    engine.write_logs(columns.logs(logs_request("gone", [log_record(old, "old")]).SerializeToString()))
+    engine.write_logs(columns.logs(logs_request("kept", [log_record(new, "new")]).SerializeToString()))
     engine.write_metrics(
-        columns.metrics(metrics_request("kept", [gauge("m", [number(old, 1.0), number(new, 2.0)])]))
+        columns.metrics(
+            metrics_request("gone", [gauge("old.metric", [number(old, 1.0)])]).SerializeToString()
+        )
+    )
+    engine.write_metrics(
+        columns.metrics(
+            metrics_request("kept", [gauge("m", [number(old, 1.0), number(new, 2.0)])]).SerializeToString()
+        )
     )
     engine.flush()
     con = engine._con()

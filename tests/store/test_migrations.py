@@ -19,7 +19,7 @@ V1_TABLES = {"otlpd_schema", "resources", "scopes", "spans", "logs", "metric_poi
 
 def test_migrations_are_numbered_in_order() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert LATEST == MIGRATIONS[-1].version == 2
+    assert LATEST == MIGRATIONS[-1].version == 3
 
 
 def test_v1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
@@ -32,8 +32,8 @@ def test_v1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
         assert e.schema_version() == 1
         with pytest.raises(duckdb.CatalogException):  # v1 has no catalogs to read
             e.services()
-        assert e.migrate() == [2]
-        assert e.schema_version() == 2
+        assert e.migrate() == [2, 3]
+        assert e.schema_version() == 3
         # the catalogs, from the stored data
         assert e.services() == ["legacy-api", "legacy-worker"]
         assert e.operations("legacy-api") == [("GET /orders", 2), ("SELECT orders", 3)]
@@ -59,7 +59,13 @@ def test_v1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
         assert e.migrate() == []
     finally:
         e.close()
-    assert v1.tables(path) == V1_TABLES | {"operations", "metric_catalog", "trace_index"}
+    assert v1.tables(path) == V1_TABLES | {
+        "operations",
+        "metric_catalog",
+        "trace_index",
+        "span_rows",
+        "span_segments",
+    }
 
 
 def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
@@ -100,7 +106,7 @@ def test_an_empty_file_is_migrated_from_scratch(tmp_path: Path) -> None:
     e = DuckDBEngine(path)
     try:
         assert e.schema_version() == 0
-        assert e.migrate() == [1, 2]
+        assert e.migrate() == [1, 2, 3]
     finally:
         e.close()
     con = duckdb.connect(path, read_only=True)

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from otlpd.pdata import Payload, Signal
-from otlpd.store import columns
-from otlpd.store.columns import Dimensions, SpanColumns
 from otlpd.store.duckdb.engine import DuckDBEngine
 from otlpd.store.engine import Engine, LogQuery, SeriesQuery, TraceQuery, Usage
 from otlpd.store.store import Retention, Store
 from tests.store.support import (
     SECOND,
+    bulk_spans,
     gauge,
     log_record,
     logs_request,
     metrics_request,
     number,
-    resource,
     span,
     tid,
     traces_request,
@@ -69,7 +66,7 @@ def test_writes_are_queryable_after_flush_and_kept_by_close(tmp_path: Path) -> N
     async def first() -> None:
         store = recorder.store(path, Retention(0, 0, 3600))
         assert not store.ready
-        assert await store.start() == [1, 2]
+        assert await store.start() == [1, 2, 3]
         assert store.ready
         traces = traces_request("cart", [span(tid(1), b"\x01" * 8, "GET /cart", NOW, NOW + 1)])
         await store.write(Payload.from_message(Signal.TRACES, traces))
@@ -162,29 +159,6 @@ def test_age_retention(tmp_path: Path) -> None:
     assert run(scenario) == {"age": 3, "size": 0}
     assert recorder.pruned == [("age", 3)]
     assert [(u.spans, u.logs, u.points) for u in recorder.usage] == [(2, 2, 2), (1, 1, 1)]
-
-
-def bulk_spans(first: int, count: int) -> SpanColumns:
-    """``count`` spans, one a second from ``NOW + first`` seconds (fast: no protobuf per span)."""
-    dims = Dimensions()
-    rkey, _ = dims.resource(resource("bulk"), "")
-    skey = dims.scope(columns.common_pb2.InstrumentationScope(name="bulk"), "")
-    numbers = range(first, first + count)
-    c = SpanColumns(dims=dims)
-    c.trace_id = [tid(n) for n in numbers]
-    c.trace_key = [columns.trace_key(t) for t in c.trace_id]
-    c.span_id = [n.to_bytes(8, "big") for n in numbers]
-    c.parent_span_id = [b""] * count
-    c.service_name = ["bulk"] * count
-    c.name = ["op"] * count
-    c.kind = [1] * count
-    c.start_ns = [NOW + n * SECOND for n in numbers]
-    c.end_ns = [NOW + n * SECOND + 1 for n in numbers]
-    c.status_code = [0] * count
-    c.resource_key = [rkey] * count
-    c.scope_key = [skey] * count
-    c.data = [os.urandom(24).hex() for _ in numbers]  # incompressible, like real spans mostly are
-    return c
 
 
 def test_size_retention_frees_space_and_keeps_the_newest(tmp_path: Path) -> None:
@@ -300,6 +274,6 @@ def test_no_retention_configured(tmp_path: Path) -> None:
 def test_an_in_memory_database_works_as_an_engine() -> None:
     engine: Engine = DuckDBEngine(":memory:")
     try:
-        assert engine.migrate() == [1, 2]
+        assert engine.migrate() == [1, 2, 3]
     finally:
         engine.close()

@@ -54,9 +54,9 @@ def create(path: str, t0: int, version: int = 1) -> None:
                 "INSERT INTO otlpd_schema (version, description) VALUES (?, ?)", [version, "from the future"]
             )
         for request in traces(t0):
-            e.write_spans(columns.spans(request))
-        e.write_logs(columns.logs(logs(t0)))
-        e.write_metrics(columns.metrics(metrics(t0)))
+            e.write_spans(columns.spans(request.SerializeToString()))
+        e.write_logs(columns.logs(logs(t0).SerializeToString()))
+        e.write_metrics(columns.metrics(metrics(t0).SerializeToString()))
         _commit_as_v1(e, con)
     finally:
         e.close()
@@ -68,7 +68,9 @@ def _commit_as_v1(e: duckdb_engine.DuckDBEngine, con: duckdb.DuckDBPyConnection)
     e._write_dimensions(con, e._pending_dims)
     for table, batches in pending.items():
         con.register("v1_batch", pa.concat_tables(batches))
-        con.execute(duckdb_engine._INSERTS[table][0].format(batch="v1_batch"))
+        # v1 stored spans in the table ``spans`` (span_rows since v3)
+        insert = duckdb_engine._INSERTS[table][0].replace("INTO span_rows", "INTO spans")
+        con.execute(insert.format(batch="v1_batch"))
         con.unregister("v1_batch")
     con.execute("COMMIT")
     e._pending, e._pending_dims, e._pending_rows = {}, columns.Dimensions(), 0

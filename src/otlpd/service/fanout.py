@@ -6,8 +6,8 @@ import asyncio
 import weakref
 from collections.abc import Sequence
 
-from otlpd.component import Consumer
-from otlpd.errors import RetryableError
+from otlpd.component import Consumer, refusal
+from otlpd.errors import OtlpdError, RetryableError
 from otlpd.pdata import Payload
 
 
@@ -24,6 +24,11 @@ class Fanout:
     def __init__(self, consumers: Sequence[Consumer]) -> None:
         self._consumers = list(consumers)
         self._delivered: weakref.WeakKeyDictionary[Payload, set[int]] = weakref.WeakKeyDictionary()
+
+    @property
+    def refusal(self) -> OtlpdError | None:
+        """Refused by any consumer: refused as a whole (see ``component.refusal``)."""
+        return next(filter(None, map(refusal, self._consumers)), None)
 
     async def consume(self, payload: Payload) -> None:
         done = self._delivered.get(payload, set())

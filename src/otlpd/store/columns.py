@@ -6,11 +6,11 @@ stays in the item's own serialized protobuf (``data``), which the query API
 decodes only for the handful of items it returns. Resources and scopes are
 stored once each, keyed by a digest of their bytes.
 
-Serialized protobuf is kept as latin-1 text (one character per byte, so the
-mapping is exact): DuckDB has no substring search on BLOBs, and attribute
-search is a substring search for the serialized ``KeyValue`` (see
-:mod:`otlpd.store.attributes`). Spans, log records and metric points are not serialized
-again: their bytes are cut out of the request as received (``_scopes``).
+Items, resources and scopes are not serialized again: their bytes are cut
+out of the request as received (``skeleton.split``), and the engine keeps them as it
+needs to (DuckDB: as latin-1 text, see :mod:`otlpd.store.duckdb.engine`).
+Span columns are read for all spans of a request at once, in C
+(``_span_columns_at_once``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
+from google.protobuf import descriptor_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
@@ -54,25 +53,32 @@ def service_name(resource: resource_pb2.Resource) -> str:
 
 @dataclass
 class Dimensions:
-    """Resources and scopes met in one request, by key."""
+    """Resources and scopes met in one request, by key; their data as received."""
 
-    resources: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # key → service, data, schema
-    scopes: dict[int, tuple[str, str, str, str]] = field(
+    resources: dict[int, tuple[str, bytes, str]] = field(default_factory=dict)  # key → service, data, schema
+    scopes: dict[int, tuple[str, str, bytes, str]] = field(
         default_factory=dict
     )  # key → name, version, data, schema
 
-    def resource(self, resource: resource_pb2.Resource, schema_url: str) -> tuple[int, str]:
-        data = resource.SerializeToString()
-        key = digest(data + b"\x00" + schema_url.encode())
-        service = service_name(resource)
-        self.resources[key] = (service, data.decode("latin-1"), schema_url)
+    def resource(self, data: bytes, schema_url: bytes) -> tuple[int, str]:
+        key = digest(data + b"\x00" + schema_url)
+        known = self.resources.get(key)
+        if known is not None:
+            return key, known[0]
+        service = service_name(resource_pb2.Resource.FromString(data))
+        self.resources[key] = (service, data, _utf8(schema_url))
         return key, service
 
-    def scope(self, scope: common_pb2.InstrumentationScope, schema_url: str) -> int:
-        data = scope.SerializeToString()
-        key = digest(data + b"\x00" + schema_url.encode())
-        self.scopes[key] = (scope.name, scope.version, data.decode("latin-1"), schema_url)
+    def scope(self, data: bytes, schema_url: bytes) -> int:
+        key = digest(data + b"\x00" + schema_url)
+        if key not in self.scopes:
+            scope = common_pb2.InstrumentationScope.FromString(data)
+            self.scopes[key] = (scope.name, scope.version, data, _utf8(schema_url))
         return key
+
+
+def _utf8(text: bytes) -> str:
+    return text.decode("utf-8", "replace")  # a string field otlpd received: valid already
 
 
 @dataclass
@@ -90,68 +96,118 @@ class SpanColumns:
     status_code: list[int] = field(default_factory=list)
     resource_key: list[int] = field(default_factory=list)
     scope_key: list[int] = field(default_factory=list)
-    data: list[str] = field(default_factory=list)
+    data: list[bytes] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.trace_id)
+        return len(self.data)
 
 
-# Request types whose items are ``bytes``: parsing one splits a request into its items'
-# serialized bytes in C. For a request otlpd received (parsed and validated already) the
-# pieces are what each item's ``SerializeToString()`` gives, at a third of the cost (~0.5
-# against ~1.3 µs per span). Metric points are split per data field of their metric.
-_METRIC_DATA = ("gauge", 5), ("sum", 7), ("histogram", 9), ("exponential_histogram", 10), ("summary", 11)
-_SPAN_BYTES, _LOG_BYTES, _METRIC_BYTES = skeleton.message_classes(
-    "otlpd.split",
-    {
-        "ScopeSpans": [("spans", 2, None, True)],
-        "ResourceSpans": [("scope_spans", 2, "ScopeSpans", True)],
-        "Traces": [("resource_spans", 1, "ResourceSpans", True)],
-        "ScopeLogs": [("log_records", 2, None, True)],
-        "ResourceLogs": [("scope_logs", 2, "ScopeLogs", True)],
-        "Logs": [("resource_logs", 1, "ResourceLogs", True)],
-        "Points": [("data_points", 1, None, True)],
-        "Metric": [(name, number, "Points", False) for name, number in _METRIC_DATA],
-        "ScopeMetrics": [("metrics", 2, "Metric", True)],
-        "ResourceMetrics": [("scope_metrics", 2, "ScopeMetrics", True)],
-        "Metrics": [("resource_metrics", 1, "ResourceMetrics", True)],
-    },
-    "Traces",
-    "Logs",
-    "Metrics",
+_B, _S, _I32, _F64 = (
+    descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
+    descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+    descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
+    descriptor_pb2.FieldDescriptorProto.TYPE_FIXED64,
 )
 
 
-def _scopes(cls: Any, data: bytes, resource: str, scope: str, items: str) -> Iterator[Any]:
-    """Each scope's items, scope by scope, in the order the full parse sees them."""
-    for r in getattr(cls.FromString(data), resource):
-        for s in getattr(r, scope):
-            yield getattr(s, items)
+def _span_skeleton(package: str, fields: list[tuple[str, int, int | str]], merged: bool, **extra: Any) -> Any:
+    messages = skeleton.levels("Span", "resource_spans", "scope_spans", "spans", merged=merged)
+    messages["Span"] = [(name, number, kind, merged) for name, number, kind in fields]
+    messages.update(extra)
+    return skeleton.message_classes(package, messages, "Request")[0]
 
 
-def _texts(pieces: Any) -> list[str]:
-    return list(map(bytes.decode, pieces, repeat("latin-1")))
+# The span columns every span has (a span from an SDK does): read for all spans at once.
+# ``_SPAN_FIXED`` applies protobuf's rules span by span (a field sent twice: the last one
+# wins) and serializes each span's fields once, in field order; parsing that with
+# ``_SPAN_MERGED``, whose levels are singular and whose fields are repeated, merges all
+# spans into one message whose fields list every span's value, in order.
+_FIXED_FIELDS: list[tuple[str, int, int | str]] = [
+    ("trace_id", 1, _B), ("span_id", 2, _B), ("name", 5, _S),
+    ("kind", 6, _I32), ("start", 7, _F64), ("end", 8, _F64),
+]  # fmt: skip
+_SPAN_FIXED = _span_skeleton("otlpd.spans.fixed", _FIXED_FIELDS, False)
+_SPAN_MERGED = _span_skeleton("otlpd.spans.merged", _FIXED_FIELDS, True)
+# The columns a span may lack: its serialization through this type, unknown fields
+# discarded, is ``12 08 <span id>`` [``22 08 <parent>``] [``7a`` status]; see _optional.
+_SPAN_OPTIONAL = _span_skeleton(
+    "otlpd.spans.optional",
+    [("span_id", 2, _B), ("parent_span_id", 4, _B), ("status", 15, "Status")],
+    False,
+    Status=[("code", 3, _I32, False)],
+)
+_STATUS = {b"": 0, b"\x7a\x00": 0, b"\x7a\x02\x18\x01": 1, b"\x7a\x02\x18\x02": 2}
+_PARENT = b"\x22\x08"
 
 
-def _scope_columns(
-    c: SpanColumns | LogColumns, service: str, rkey: int, skey: int, count: int, texts: list[str]
-) -> None:
+def _dims(
+    c: SpanColumns | LogColumns, split: Any, resources: str, scopes: str, items: str
+) -> list[tuple[str, int, int, int]]:
+    """Resources, scopes and items' data; per scope (service, resource, scope, item count)."""
+    runs = []
+    for r in getattr(split, resources):
+        rkey, service = c.dims.resource(b"".join(r.resource), r.schema_url)
+        for s in getattr(r, scopes):
+            pieces = getattr(s, items)
+            c.data.extend(pieces)
+            runs.append((service, rkey, c.dims.scope(b"".join(s.scope), s.schema_url), len(pieces)))
+    return runs
+
+
+def _scope_columns(c: SpanColumns | LogColumns, runs: list[tuple[str, int, int, int]]) -> None:
     """What is the same for a whole scope, extended once rather than appended per item."""
-    c.service_name.extend([service] * count)
-    c.resource_key.extend([rkey] * count)
-    c.scope_key.extend([skey] * count)
-    c.data.extend(texts)
+    for service, rkey, skey, count in runs:
+        c.service_name.extend([service] * count)
+        c.resource_key.extend([rkey] * count)
+        c.scope_key.extend([skey] * count)
 
 
-def spans(request: trace_svc.ExportTraceServiceRequest, data: bytes | None = None) -> SpanColumns:
-    """``data``: ``request`` as received (serialized again when not given)."""
-    if data is None:
-        data = request.SerializeToString()
-    pieces = _scopes(_SPAN_BYTES, data, "resource_spans", "scope_spans", "spans")
+def spans(data: bytes, request: trace_svc.ExportTraceServiceRequest | None = None) -> SpanColumns:
+    """The columns of the spans in ``data`` (``request``: its parse, if made already).
+
+    Without a Python loop over spans when every span has a name, a kind, a
+    start and an end time (as spans from SDKs do); otherwise span by span
+    from the full parse. Both give the same columns.
+    """
     c = SpanColumns()
-    dims = c.dims
-    # Bound methods looked up once: this loop runs for every span stored. What is the
-    # same for a whole scope (service, resource, scope) is extended once per scope.
+    _scope_columns(c, _dims(c, skeleton.SPANS.FromString(data), "resource_spans", "scope_spans", "spans"))
+    if len(c) and not _span_columns_at_once(c, data):
+        _span_columns_one_by_one(c, request or trace_svc.ExportTraceServiceRequest.FromString(data))
+    return c
+
+
+def _span_columns_at_once(c: SpanColumns, data: bytes) -> bool:
+    """False, with ``c`` untouched, when not every span has every field read here."""
+    n = len(c)
+    fixed = _SPAN_FIXED.FromString(data).SerializeToString()
+    s = _SPAN_MERGED.FromString(fixed).resource_spans.scope_spans.spans
+    ids = s.span_id
+    if any(len(f) != n for f in (s.trace_id, ids, s.name, s.kind, s.start, s.end)):
+        return False
+    optional = _SPAN_OPTIONAL.FromString(data)
+    optional.DiscardUnknownFields()
+    rest = [
+        p[10:]
+        for r in skeleton.SPANS.FromString(optional.SerializeToString()).resource_spans
+        for sc in r.scope_spans
+        for p in sc.spans
+    ]
+    parents = [p[2:10] if p[:2] == _PARENT else b"" for p in rest]
+    status = list(map(_STATUS.get, [p[10:] if p[:2] == _PARENT else p for p in rest]))
+    # every span id 8 bytes (so every rest starts after it), every parent 8 bytes, every status known
+    if len(rest) != n or set(map(len, ids)) != {8} or None in status:
+        return False
+    trace_ids = list(s.trace_id)
+    from_bytes = int.from_bytes
+    c.trace_key = [from_bytes(t[:8], "big") >> 1 for t in trace_ids]
+    c.trace_id, c.span_id, c.parent_span_id = trace_ids, list(ids), parents
+    c.name, c.kind, c.start_ns, c.end_ns = list(s.name), list(s.kind), list(s.start), list(s.end)
+    c.status_code = status  # type: ignore[assignment]
+    return True
+
+
+def _span_columns_one_by_one(c: SpanColumns, request: trace_svc.ExportTraceServiceRequest) -> None:
+    # Bound methods looked up once: this loop runs for every span.
     trace_key_, trace_id, span_id, parent = (
         c.trace_key.append,
         c.trace_id.append,
@@ -167,13 +223,8 @@ def spans(request: trace_svc.ExportTraceServiceRequest, data: bytes | None = Non
     )
     from_bytes = int.from_bytes
     for rs in request.resource_spans:
-        rkey, service = dims.resource(rs.resource, rs.schema_url)
         for ss in rs.scope_spans:
-            spans_ = ss.spans
-            _scope_columns(
-                c, service, rkey, dims.scope(ss.scope, ss.schema_url), len(spans_), _texts(next(pieces))
-            )
-            for s in spans_:
+            for s in ss.spans:
                 tid = s.trace_id
                 trace_key_(from_bytes(tid[:8], "big") >> 1)
                 trace_id(tid)
@@ -184,7 +235,6 @@ def spans(request: trace_svc.ExportTraceServiceRequest, data: bytes | None = Non
                 start(s.start_time_unix_nano)
                 end(s.end_time_unix_nano)
                 status(s.status.code)
-    return c
 
 
 @dataclass
@@ -200,26 +250,19 @@ class LogColumns:
     span_id: list[bytes] = field(default_factory=list)
     resource_key: list[int] = field(default_factory=list)
     scope_key: list[int] = field(default_factory=list)
-    data: list[str] = field(default_factory=list)
+    data: list[bytes] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.time_ns)
+        return len(self.data)
 
 
-def logs(request: logs_svc.ExportLogsServiceRequest, data: bytes | None = None) -> LogColumns:
-    """``data``: ``request`` as received (serialized again when not given)."""
-    if data is None:
-        data = request.SerializeToString()
-    pieces = _scopes(_LOG_BYTES, data, "resource_logs", "scope_logs", "log_records")
+def logs(data: bytes, request: logs_svc.ExportLogsServiceRequest | None = None) -> LogColumns:
+    """The columns of the log records in ``data`` (``request``: its parse, if made already)."""
     c = LogColumns()
-    for rl in request.resource_logs:
-        rkey, service = c.dims.resource(rl.resource, rl.schema_url)
+    _scope_columns(c, _dims(c, skeleton.LOGS.FromString(data), "resource_logs", "scope_logs", "log_records"))
+    for rl in (request or logs_svc.ExportLogsServiceRequest.FromString(data)).resource_logs:
         for sl in rl.scope_logs:
-            records = sl.log_records
-            _scope_columns(
-                c, service, rkey, c.dims.scope(sl.scope, sl.schema_url), len(records), _texts(next(pieces))
-            )
-            for r in records:
+            for r in sl.log_records:
                 # A record without a timestamp is placed at when it was observed (the spec's advice).
                 c.time_ns.append(r.time_unix_nano or r.observed_time_unix_nano)
                 c.observed_ns.append(r.observed_time_unix_nano)
@@ -281,29 +324,28 @@ class MetricColumns:
     series_key: list[int] = field(default_factory=list)
     resource_key: list[int] = field(default_factory=list)
     scope_key: list[int] = field(default_factory=list)
-    data: list[str] = field(default_factory=list)
+    data: list[bytes] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.time_ns)
+        return len(self.data)
 
 
-def metrics(request: metrics_svc.ExportMetricsServiceRequest, data: bytes | None = None) -> MetricColumns:
-    """``data``: ``request`` as received (serialized again when not given)."""
-    if data is None:
-        data = request.SerializeToString()
-    pieces = _scopes(_METRIC_BYTES, data, "resource_metrics", "scope_metrics", "metrics")
+def metrics(data: bytes, request: metrics_svc.ExportMetricsServiceRequest | None = None) -> MetricColumns:
+    """The columns of the metric points in ``data`` (``request``: its parse, if made already)."""
+    request = request or metrics_svc.ExportMetricsServiceRequest.FromString(data)
+    split = skeleton.METRICS.FromString(data)
     c = MetricColumns()
-    for rm in request.resource_metrics:
-        rkey, service = c.dims.resource(rm.resource, rm.schema_url)
-        for sm in rm.scope_metrics:
-            skey = c.dims.scope(sm.scope, sm.schema_url)
-            for m, split in zip(sm.metrics, next(pieces), strict=True):
+    for rm, rsplit in zip(request.resource_metrics, split.resource_metrics, strict=True):
+        rkey, service = c.dims.resource(b"".join(rsplit.resource), rsplit.schema_url)
+        for sm, ssplit in zip(rm.scope_metrics, rsplit.scope_metrics, strict=True):
+            skey = c.dims.scope(b"".join(ssplit.scope), ssplit.schema_url)
+            for m, msplit in zip(sm.metrics, ssplit.metrics, strict=True):
                 kind = m.WhichOneof("data")
                 if kind is None:
                     continue
                 body = getattr(m, kind)
                 # the points of the data field the full parse kept (a oneof: the last one sent)
-                c.data.extend(_texts(getattr(split, kind).data_points))
+                c.data.extend(getattr(msplit, kind).data_points)
                 temporality = getattr(body, "aggregation_temporality", 0)
                 monotonic = bool(getattr(body, "is_monotonic", False))
                 for p in body.data_points:

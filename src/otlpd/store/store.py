@@ -237,11 +237,12 @@ def _consume_exception(future: asyncio.Future[int]) -> None:
 
 
 def _write(engine: Engine, payload: Payload) -> None:
-    message = payload.message
+    # Span columns come from the bytes alone (columns.spans), so a batch's spans are not
+    # parsed in full again; log and metric columns use the decoded message.
     if payload.signal is Signal.TRACES:
-        engine.write_spans(columns.spans(message, payload.data))  # type: ignore[arg-type]
+        engine.write_spans(columns.spans(payload.data, payload.decoded))  # type: ignore[arg-type]
     elif payload.signal is Signal.LOGS:
-        engine.write_logs(columns.logs(message, payload.data))  # type: ignore[arg-type]
+        engine.write_logs(columns.logs(payload.data, payload.message))  # type: ignore[arg-type]
     else:
-        engine.write_metrics(columns.metrics(message, payload.data))  # type: ignore[arg-type]
+        engine.write_metrics(columns.metrics(payload.data, payload.message))  # type: ignore[arg-type]
     payload.release()

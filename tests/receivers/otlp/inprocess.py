@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from otlpd.component import ComponentID, Settings
+from otlpd.errors import OtlpdError
 from otlpd.pdata import Payload, Signal
 from otlpd.receivers.otlp.config import OtlpReceiverConfig
 from otlpd.receivers.otlp.receiver import OtlpReceiver
@@ -24,6 +25,7 @@ class ScriptedConsumer:
         self.errors: list[BaseException] = []
         self.got: list[Payload] = []
         self.delay = 0.0  # seconds each call takes
+        self.refusal: OtlpdError | None = None  # what it would refuse any payload with (a full batch)
 
     async def consume(self, payload: Payload) -> None:
         if self.delay:

@@ -50,14 +50,24 @@ class BatchProcessor:
     def refusing(self) -> bool:
         return self._items >= self._cfg.pending_limit
 
+    @property
+    def refusal(self) -> RetryableError | None:
+        """What :meth:`consume` raises now whatever the payload (see ``component.refusal``)."""
+        if self._closing:
+            return RetryableError("otlpd is shutting down", retry_after=1.0)
+        if self.refusing:
+            return RetryableError(
+                "batch processor is full: the exporters are not keeping up", retry_after=1.0
+            )
+        return None
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batch")
 
     async def consume(self, payload: Payload) -> None:
-        if self._closing:
-            raise RetryableError("otlpd is shutting down", retry_after=1.0)
-        if self.refusing:
-            raise RetryableError("batch processor is full: the exporters are not keeping up", retry_after=1.0)
+        error = self.refusal
+        if error is not None:
+            raise error
         payload.release()
         if not self._buffer:
             self._first_at = asyncio.get_running_loop().time()

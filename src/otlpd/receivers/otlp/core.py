@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from otlpd import otlpjson
-from otlpd.component import ComponentID, Consumer
+from otlpd import otlpjson, skeleton
+from otlpd.component import ComponentID, Consumer, refusal
 from otlpd.errors import OtlpdError, RetryableError
 from otlpd.pdata import ExportRequest, ExportResponse, Payload, Signal, count_items, decode
 from otlpd.receivers.otlp.status import WireError, to_wire
@@ -56,6 +57,8 @@ class ReceiverCore:
         consumer = self.consumers.get(signal)
         if consumer is None:
             raise _NotConfigured(signal)
+        if not json:
+            self._refuse_early(signal, consumer, body, transport)
         if json:
             async with self._json_slots:
                 message = await asyncio.to_thread(_parse_json, signal, body)
@@ -90,6 +93,25 @@ class ReceiverCore:
             raise
         self._accepted[signal, transport].inc(payload.items)
         return response
+
+    def _refuse_early(self, signal: Signal, consumer: Consumer, body: bytes, transport: str) -> None:
+        """Refuse before decoding when the pipeline would refuse any request.
+
+        Under overload about half of what clients send is refused; decoding and
+        validating each first cost more CPU than storing what was accepted. A
+        request this cannot count (malformed) or that holds nothing goes the
+        usual way, so it still gets its 400 or its empty success.
+        """
+        error = refusal(consumer)
+        if error is None:
+            return
+        try:
+            items = skeleton.count_items(signal.value, body)
+        except DecodeError:
+            return
+        if items:
+            self._refused(signal, transport, to_wire(error).reason, items)
+            raise error
 
     def log_timeout(self) -> None:
         self._log.warning("in-flight HTTP requests did not finish before the shutdown deadline")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 import duckdb
@@ -20,6 +21,7 @@ from otlpd.errors import PermanentError, RetryableError
 from otlpd.store import attributes
 from otlpd.store.columns import Dimensions, LogColumns, MetricColumns, SpanColumns, trace_key
 from otlpd.store.duckdb.migrations import BOOKKEEPING, LATEST, MIGRATIONS
+from otlpd.store.duckdb.segments import SEGMENT_MIN_ROWS, Segment, Segments
 from otlpd.store.engine import (
     LogQuery,
     LogRow,
@@ -43,6 +45,21 @@ def _latin1(text: str | None) -> bytes:
     return (text or "").encode("latin-1")
 
 
+def _array(f: pa.Field, values: Sequence[Any]) -> pa.Array:
+    """A column as Arrow; serialized protobuf (``data``) as latin-1 text.
+
+    One character per byte keeps the mapping exact, and the text searchable:
+    DuckDB has no substring search on BLOBs, and attribute search is a
+    substring search for the serialized ``KeyValue`` (:mod:`otlpd.store.attributes`).
+    The UTF-8 of that text is made here, in C, and handed to Arrow as bytes:
+    half the cost of Arrow converting Python strings.
+    """
+    if f.name != "data":
+        return pa.array(values, f.type)
+    utf8 = map(str.encode, map(bytes.decode, values, repeat("latin-1")))
+    return pa.array(list(utf8), pa.binary()).view(pa.string())
+
+
 class DuckDBEngine:
     def __init__(
         self, path: str, *, threads: int = 2, memory_limit: int = 256 * 2**20, flush_rows: int = 122_880
@@ -55,6 +72,9 @@ class DuckDBEngine:
             "allocator_flush_threshold": "16MB",
         }
         self._db = duckdb.connect(path, config=config)
+        # Segment files never change: their footers need reading once, not every query.
+        self._db.execute("SET parquet_metadata_cache = true")
+        self._segments = Segments(path)
         self._local = threading.local()
         self._lock = threading.Lock()  # the write buffer; reads never take it
         self._commit_lock = threading.Lock()  # one transaction that writes at a time
@@ -84,6 +104,7 @@ class DuckDBEngine:
                 con.close()
             self._connections.clear()
             self._db.close()
+            self._segments.close()
 
     # -- schema ------------------------------------------------------------
 
@@ -124,7 +145,44 @@ class DuckDBEngine:
                     con.execute("ROLLBACK")
                     raise
                 applied.append(migration.version)
+            listed = {r[0] for r in con.execute("SELECT name FROM span_segments").fetchall()}
+            self._segments.remove_strays(listed)
+            con.execute(self._view(con))
             return applied
+
+    def _add_segment(self, con: duckdb.DuckDBPyConnection, batch: pa.Table) -> Segment:
+        segment = self._segments.write(batch)
+        con.execute(
+            "INSERT INTO span_segments VALUES (?, ?, ?, ?, ?)",
+            [segment.name, segment.rows, segment.bytes, segment.first_ns, segment.last_ns],
+        )
+        return segment
+
+    def _compact(self, con: duckdb.DuckDBPyConnection) -> list[Segment]:
+        """Once small commits have put a segment's worth in span_rows, move them to a file.
+
+        So spans are nearly all in files whatever the traffic: size retention
+        frees what it deletes, and the database stays small.
+        """
+        row = _one(con.execute("SELECT count(*) FROM span_rows"))
+        if not row or row[0] < SEGMENT_MIN_ROWS:
+            return []
+        rows = con.sql("SELECT * FROM span_rows ORDER BY start_ns").to_arrow_table()
+        segment = self._add_segment(con, rows)
+        con.execute("DELETE FROM span_rows")
+        return [segment]
+
+    def _spans_between(self, con: duckdb.DuckDBPyConnection, low: int, high: int) -> str:
+        """Spans, for a FROM clause, where those starting in [low, high] are: see Segments.source."""
+        names = con.execute(
+            "SELECT name FROM span_segments WHERE last_ns >= ? AND first_ns <= ? ORDER BY first_ns",
+            [low, high],
+        ).fetchall()
+        return self._segments.source([r[0] for r in names])
+
+    def _view(self, con: duckdb.DuckDBPyConnection) -> str:
+        names = [r[0] for r in con.execute("SELECT name FROM span_segments ORDER BY first_ns").fetchall()]
+        return self._segments.view(names)
 
     # -- writes ------------------------------------------------------------
 
@@ -138,9 +196,7 @@ class DuckDBEngine:
                 continue
             schema = _SCHEMAS[table]
             columns = zip(*new, strict=True)  # rows (key, *values) -> columns
-            rows = pa.table(
-                [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
-            )
+            rows = pa.table([_array(f, c) for c, f in zip(columns, schema, strict=True)], schema=schema)
             con.register(f"new_{table}", rows)
             try:
                 con.execute(f"INSERT OR IGNORE INTO {table} SELECT * FROM new_{table}")
@@ -179,23 +235,34 @@ class DuckDBEngine:
             if not rows:
                 return 0
             con = self._con()
+            written: list[Segment] = []
             try:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     self._write_dimensions(con, dims)
                     for table, batches in pending.items():
                         batch = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+                        statements = _INSERTS[table]
+                        if table == "spans" and batch.num_rows >= SEGMENT_MIN_ROWS:
+                            written.append(self._add_segment(con, batch))
+                            statements = statements[1:]  # the rows are in the file: index and catalog
                         name = f"{table}_batch"
                         con.register(name, batch)
                         try:
-                            for statement in _INSERTS[table]:
+                            for statement in statements:
                                 con.execute(statement.format(batch=name))
                         finally:
                             con.unregister(name)
+                    if "spans" in pending and not written:
+                        written.extend(self._compact(con))
+                    if written:
+                        con.execute(self._view(con))
                     con.execute("COMMIT")
                 except BaseException:
                     with contextlib.suppress(duckdb.Error):
                         con.execute("ROLLBACK")
+                    for segment in written:  # listed nowhere: nobody reads it
+                        self._segments.path(segment.name).unlink(missing_ok=True)
                     raise
             except (OSError, duckdb.IOException, duckdb.OutOfMemoryException) as exc:
                 with self._lock:
@@ -211,6 +278,7 @@ class DuckDBEngine:
             self._known_resources.update(dims.resources)
             self._known_scopes.update(dims.scopes)
             del pending
+            self._segments.collect()
             pa.default_memory_pool().release_unused()  # Arrow's allocator, too, keeps freed memory
             return rows
 
@@ -218,7 +286,7 @@ class DuckDBEngine:
         if not len(columns):
             return
         schema = _SCHEMAS[table]
-        batch = pa.table([pa.array(getattr(columns, f.name), f.type) for f in schema], schema=schema)
+        batch = pa.table([_array(f, getattr(columns, f.name)) for f in schema], schema=schema)
         self._buffer(table, batch, columns.dims)
 
     def write_spans(self, c: SpanColumns) -> None:
@@ -261,7 +329,7 @@ class DuckDBEngine:
                     arg_min(name, (octet_length(parent_span_id) > 0, start_ns)),
                     min(start_ns), max(end_ns), count(*), count_if(status_code = {STATUS_ERROR}),
                     list(DISTINCT service_name ORDER BY service_name)
-                FROM spans
+                FROM {self._spans_between(con, first, last)}
                 WHERE trace_key IN (SELECT unnest(?::BIGINT[])) AND start_ns BETWEEN ? AND ?
                     AND trace_id IN (SELECT unnest(?::BLOB[]))
                 GROUP BY trace_id""",
@@ -305,8 +373,9 @@ class DuckDBEngine:
         joiner = "AND" if where else "WHERE"
         while True:
             low = top - window
+            spans = self._spans_between(con, low, top)
             rows = con.execute(
-                f"SELECT trace_id FROM spans {where} {joiner} start_ns >= ? ORDER BY start_ns DESC LIMIT ?",
+                f"SELECT trace_id FROM {spans} {where} {joiner} start_ns >= ? ORDER BY start_ns DESC LIMIT ?",
                 [*params, low, sample],
             ).fetchall()
             ids = list(dict.fromkeys(bytes(r[0]) for r in rows))
@@ -340,9 +409,10 @@ class DuckDBEngine:
         con = self._con()
         key = trace_key(trace_id)
         first, last = self._bounds(con, [key])
+        spans = self._spans_between(con, first, last)
         rows = con.execute(
-            """SELECT s.service_name, s.data, r.data, sc.data, sc.schema_url, r.schema_url
-               FROM (SELECT service_name, data, resource_key, scope_key, start_ns FROM spans
+            f"""SELECT s.service_name, s.data, r.data, sc.data, sc.schema_url, r.schema_url
+               FROM (SELECT service_name, data, resource_key, scope_key, start_ns FROM {spans}
                      WHERE trace_key = ? AND start_ns BETWEEN ? AND ? AND trace_id = ?) s
                LEFT JOIN resources r ON r.key = s.resource_key
                LEFT JOIN scopes sc ON sc.key = s.scope_key
@@ -439,9 +509,9 @@ class DuckDBEngine:
     def prune(self, before_ns: int) -> int:
         with self._commit_lock:
             con = self._con()
-            deleted = 0
+            deleted = self._prune_segments(con, before_ns)
             for table, column in (
-                ("spans", "start_ns"),
+                ("span_rows", "start_ns"),
                 ("logs", "time_ns"),
                 ("metric_points", "time_ns"),
                 ("trace_index", "last_ns"),
@@ -449,7 +519,7 @@ class DuckDBEngine:
                 ("metric_catalog", "last_seen_ns"),
             ):
                 row = _one(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [before_ns]))
-                if table in ("spans", "logs", "metric_points") and row:
+                if table in ("span_rows", "logs", "metric_points") and row:
                     deleted += int(row[0])
             if deleted:
                 for table in ("resources", "scopes"):
@@ -463,6 +533,49 @@ class DuckDBEngine:
                 self._known_scopes.clear()
                 con.execute("CHECKPOINT")
             return deleted
+
+    def _prune_segments(self, con: duckdb.DuckDBPyConnection, before_ns: int) -> int:
+        """Drop the segments wholly before ``before_ns``; rewrite the ones that straddle it."""
+        old = [
+            Segment(*r)
+            for r in con.execute(
+                "SELECT name, rows, bytes, first_ns, last_ns FROM span_segments WHERE first_ns < ?",
+                [before_ns],
+            ).fetchall()
+        ]
+        if not old:
+            return 0
+        deleted = 0
+        written: list[Segment] = []
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for segment in old:
+                    con.execute("DELETE FROM span_segments WHERE name = ?", [segment.name])
+                    kept = (
+                        None
+                        if segment.last_ns < before_ns
+                        else self._segments.without_before(segment, before_ns)
+                    )
+                    if kept is not None:
+                        written.append(kept)
+                        con.execute(
+                            "INSERT INTO span_segments VALUES (?, ?, ?, ?, ?)",
+                            [kept.name, kept.rows, kept.bytes, kept.first_ns, kept.last_ns],
+                        )
+                    deleted += segment.rows - (kept.rows if kept else 0)
+                con.execute(self._view(con))
+                con.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+        except BaseException:
+            for segment in written:
+                self._segments.path(segment.name).unlink(missing_ok=True)
+            raise
+        self._segments.retire([s.name for s in old])
+        return deleted
 
     def oldest_ns(self, fraction: float) -> int | None:
         row = _one(
@@ -479,6 +592,8 @@ class DuckDBEngine:
         con = self._con()
         row = _one(con.execute("SELECT used_blocks * block_size, wal_size FROM pragma_database_size()"))
         used, wal = (row[0], row[1]) if row else (0, 0)
+        files = _one(con.execute("SELECT coalesce(sum(bytes), 0) FROM span_segments"))
+        used = int(used or 0) + (int(files[0]) if files else 0)
         counts = {}
         for table in ("spans", "logs", "metric_points"):
             row = _one(con.execute(f"SELECT count(*) FROM {table}"))
@@ -540,7 +655,7 @@ _MAX_NS = "9223372036854775807"  # timestamps past 2262 do not fit signed nanose
 
 _INSERTS: dict[str, tuple[str, ...]] = {
     "spans": (
-        f"""INSERT INTO spans SELECT trace_key, trace_id, span_id, parent_span_id, service_name,
+        f"""INSERT INTO span_rows SELECT trace_key, trace_id, span_id, parent_span_id, service_name,
             name, kind, least(start_ns, {_MAX_NS})::BIGINT, least(end_ns, {_MAX_NS})::BIGINT,
             status_code, resource_key, scope_key, data FROM {{batch}}""",
         f"""INSERT INTO trace_index SELECT trace_key, min(least(start_ns, {_MAX_NS}))::BIGINT,

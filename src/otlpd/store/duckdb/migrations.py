@@ -75,6 +75,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                 SELECT trace_key, min(start_ns), max(start_ns) FROM spans GROUP BY trace_key""",
         ),
     ),
+    Migration(
+        3,
+        "spans in Parquet segment files too: span_rows (the table), span_segments, the spans view",
+        (
+            # The stored spans stay where they are; new big commits become segment files
+            # (otlpd.store.duckdb.segments), and the engine makes the view over both at start.
+            "ALTER TABLE spans RENAME TO span_rows",
+            """CREATE TABLE span_segments (
+                name VARCHAR PRIMARY KEY, rows BIGINT, bytes BIGINT, first_ns BIGINT, last_ns BIGINT)""",
+            "CREATE VIEW spans AS SELECT * FROM span_rows",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
