@@ -1,6 +1,7 @@
 """Load generator: the same pre-encoded OTLP request, N in flight, for a bounded time.
 
-The request is built and serialized once (see :mod:`bench.requests`); for
+The request is built and serialized once (see :mod:`bench.requests`;
+``--fresh-ids`` gives each traces request new ids, for a store); for
 HTTP with gzip it is also compressed once and sent with
 ``Content-Encoding: gzip``. Each request's latency is recorded. The run has a
 warm-up and a measurement window; the generator prints one JSON line when
@@ -32,7 +33,7 @@ from typing import Any
 
 import grpc
 
-from bench.requests import GRPC_METHODS, REJECTED_FIELD, RESPONSE_TYPES, SIGNALS, Encoded, build
+from bench.requests import GRPC_METHODS, REJECTED_FIELD, RESPONSE_TYPES, SIGNALS, Encoded, FreshIds, build
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Options:
     seconds: float = 10.0
     max_requests: int = 0  # 0 = bounded by time only
     timeout: float = 10.0
+    fresh_ids: bool = False  # traces over gRPC: new trace and span ids in every request
 
 
 @dataclass
@@ -86,6 +88,7 @@ class _GrpcClient:
         self._next = 0
         self._fixed = opts.assign == "fixed"
         self._body = request.body
+        self._fresh = FreshIds(request.body) if opts.fresh_ids else None
         self._timeout = opts.timeout
         self._compression = grpc.Compression.Gzip if opts.compression == "gzip" else None
 
@@ -96,7 +99,8 @@ class _GrpcClient:
             self._next = (self._next + 1) % len(self._calls)
             call = self._calls[self._next]
         try:
-            response = await call(self._body, timeout=self._timeout, compression=self._compression)
+            body = self._fresh.next() if self._fresh else self._body
+            response = await call(body, timeout=self._timeout, compression=self._compression)
         except grpc.aio.AioRpcError as exc:
             return exc.code().name, b""
         return "OK", response
@@ -345,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="measurement window")
     p.add_argument("--max-requests", type=int, default=0)
     p.add_argument("--timeout", type=float, default=10.0, help="per request")
+    p.add_argument(
+        "--fresh-ids", action="store_true", help="traces over gRPC: new trace and span ids in every request"
+    )
     a = p.parse_args(argv)
     opts = Options(**{k: v for k, v in vars(a).items()})
     result = asyncio.run(run(opts))

@@ -13,6 +13,7 @@ the same bytes.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 
@@ -339,3 +340,40 @@ def build(signal: str, resources: int, items: int, attributes: int, seed: int = 
     builder = {"traces": build_traces, "logs": build_logs, "metrics": build_metrics}[signal]
     message = builder(resources, items, attributes, seed)
     return Encoded(signal, message.SerializeToString(), items, len(_split(items, resources)))
+
+
+class FreshIds:
+    """A traces request's bytes again with new trace and span ids each time (parents kept consistent).
+
+    A store sees what a real stream looks like (ids random, never repeated)
+    rather than the same 500 spans over and over, which its compression and
+    trace index would find far too easy. The ids sit at fixed offsets of the
+    serialized request, found once; each call overwrites them in a copy.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        request = trace_svc.ExportTraceServiceRequest.FromString(body)
+        self._body = body
+        self._traces: dict[bytes, list[int]] = {}
+        self._spans: dict[bytes, list[int]] = {}
+        at = 0
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    at = body.index(b"\x0a\x10" + span.trace_id, at) + 2
+                    self._traces.setdefault(span.trace_id, []).append(at)
+                    at = body.index(b"\x12\x08" + span.span_id, at) + 2
+                    self._spans.setdefault(span.span_id, []).append(at)
+                    if span.parent_span_id:
+                        at = body.index(b"\x22\x08" + span.parent_span_id, at) + 2
+                        self._spans.setdefault(span.parent_span_id, []).append(at)
+
+    def next(self) -> bytes:
+        out = bytearray(self._body)
+        for size, places in ((16, self._traces), (8, self._spans)):
+            fresh = os.urandom(size * len(places))
+            for i, offsets in enumerate(places.values()):
+                new = fresh[i * size : (i + 1) * size]
+                for at in offsets:
+                    out[at : at + size] = new
+        return bytes(out)

@@ -128,7 +128,7 @@ def ingest(workdir: Path, seconds: float, warmup: float) -> dict[str, Any]:
             [
                 sys.executable, "-m", "bench.loadgen", "--endpoint", f"127.0.0.1:{grpc_port}",
                 "--signal", "traces", "--items", "500", "--concurrency", "8",
-                "--warmup", str(warmup), "--seconds", str(seconds), "--timeout", "30",
+                "--warmup", str(warmup), "--seconds", str(seconds), "--timeout", "30", "--fresh-ids",
             ],
         ),
         stdout=subprocess.PIPE,
