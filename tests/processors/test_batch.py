@@ -222,6 +222,23 @@ async def test_a_retryable_refusal_keeps_the_batch_and_retries_it() -> None:
     assert metric(m, DROPPED) == 0
 
 
+async def test_a_full_exporter_queue_is_retried_soon_not_after_its_hint_to_clients() -> None:
+    """A queue's "come back in a second" is for clients; it has room again after one send.
+
+    Honouring it left the store's queue empty and its writer idle a third of the time
+    under sustained load.
+    """
+    rec = Recorder()
+    rec.failures = [RetryableError("sending queue of exporter store is full", retry_after=1.0)]
+    p, _ = make({"send_batch_size": 4, "timeout": "50ms"}, rec)
+    await p.start()
+    await p.consume(payload(Signal.TRACES, traces(4, "a")))
+    started = asyncio.get_running_loop().time()
+    assert await wait_for(lambda: rec.items() == 4)
+    assert asyncio.get_running_loop().time() - started < 0.5
+    await stop(p)
+
+
 async def test_pending_limit_refuses_new_data_until_the_consumer_recovers() -> None:
     rec = Recorder()
     rec.always = RetryableError("upstream is down")

@@ -137,7 +137,10 @@ class BatchProcessor:
                 if self._deadline is not None and loop.time() + delay > self._deadline:
                     self._drop(batch, f"shutdown deadline reached: {exc.message}")
                     return
-                await asyncio.sleep(max(delay, min(exc.retry_after or 0.0, _RETRY_MAX)))
+                # Its own backoff, not the hint: a full exporter queue tells clients to come
+                # back in a second, but it has room again as soon as one send completes, and
+                # waiting the second out left a store idle a third of the time under load.
+                await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
                 continue
             except PermanentError as exc:
