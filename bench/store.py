@@ -324,7 +324,7 @@ def build_database(db: Path, spans: int) -> dict[str, Any]:
     ]
     usage = engine.usage()
     engine.close()
-    size = db.stat().st_size + sum(f.stat().st_size for f in db.with_suffix(".spans").glob("*.parquet"))
+    size = db.stat().st_size + sum(f.stat().st_size for f in Path(f"{db}.spans").glob("*.parquet"))
     return {
         "spans": usage.spans,
         "build_s": elapsed,

@@ -63,6 +63,7 @@ def test_v1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
         "operations",
         "metric_catalog",
         "trace_index",
+        "span_legacy",
         "span_rows",
         "span_segments",
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -35,6 +35,7 @@ from otlpd.store.engine import (
 )
 
 STATUS_ERROR = 2
+_REWRITE_SHARE = 10  # a segment is written again without its pruned spans once they are 1/10 of it
 
 
 class SchemaError(Exception):
@@ -86,6 +87,7 @@ class DuckDBEngine:
         self._pending: dict[str, list[pa.Table]] = {}
         self._pending_dims = Dimensions()
         self._pending_rows = 0
+        self.set_aside: list[tuple[str, int, str]] = []  # segment files found unreadable: name, spans, why
 
     # -- connections -------------------------------------------------------
 
@@ -145,32 +147,41 @@ class DuckDBEngine:
                     con.execute("ROLLBACK")
                     raise
                 applied.append(migration.version)
-            listed = {r[0] for r in con.execute("SELECT name FROM span_segments").fetchall()}
-            self._segments.remove_strays(listed)
+            listed = dict(con.execute("SELECT name, rows FROM span_segments").fetchall())
+            self._segments.remove_strays(set(listed))
+            # A listed file that is gone or damaged would fail every query of spans, and the
+            # start: it is set aside (damaged/) and unlisted, and the store says so.
+            self.set_aside = []
+            for name, why in self._segments.unreadable(list(listed)):
+                self._segments.set_aside(name)
+                con.execute("DELETE FROM span_segments WHERE name = ?", [name])
+                self.set_aside.append((name, int(listed[name]), why))
             con.execute(self._view(con))
             return applied
 
-    def _add_segment(self, con: duckdb.DuckDBPyConnection, batch: pa.Table) -> Segment:
+    def _add_segment(self, con: duckdb.DuckDBPyConnection, batch: pa.Table, written: list[Segment]) -> None:
+        """Write ``batch`` as a file and list it; ``written`` gets it first, to unlink on rollback."""
         segment = self._segments.write(batch)
+        written.append(segment)
         con.execute(
             "INSERT INTO span_segments VALUES (?, ?, ?, ?, ?)",
             [segment.name, segment.rows, segment.bytes, segment.first_ns, segment.last_ns],
         )
-        return segment
 
-    def _compact(self, con: duckdb.DuckDBPyConnection) -> list[Segment]:
-        """Once small commits have put a segment's worth in span_rows, move them to a file.
+    def _compact(self, con: duckdb.DuckDBPyConnection, written: list[Segment]) -> None:
+        """Once small commits have put a file's worth in span_rows, move them to a file.
 
         So spans are nearly all in files whatever the traffic: size retention
-        frees what it deletes, and the database stays small.
+        frees what it deletes, and the database stays small. span_rows holds
+        only what arrived since the last file (spans stored before schema v3
+        are in span_legacy and stay there), so this reads a bounded amount.
         """
         row = _one(con.execute("SELECT count(*) FROM span_rows"))
         if not row or row[0] < SEGMENT_MIN_ROWS:
-            return []
+            return
         rows = con.sql("SELECT * FROM span_rows ORDER BY start_ns").to_arrow_table()
-        segment = self._add_segment(con, rows)
+        self._add_segment(con, rows, written)
         con.execute("DELETE FROM span_rows")
-        return [segment]
 
     def _spans_between(self, con: duckdb.DuckDBPyConnection, low: int, high: int) -> str:
         """Spans, for a FROM clause, where those starting in [low, high] are: see Segments.source."""
@@ -223,8 +234,8 @@ class DuckDBEngine:
         cost about twice the CPU per row. Writers keep buffering while a commit
         runs (it holds only the commit lock).
 
-        An I/O failure (disk full) puts the rows back in front of what arrived
-        since and raises :class:`RetryableError`; anything else means the rows
+        An I/O failure (disk full) or running out of memory puts the rows back
+        in front of what arrived since and raises :class:`RetryableError`; anything else means the rows
         can never be written, so they are discarded and :class:`PermanentError`
         says how many.
         """
@@ -244,7 +255,7 @@ class DuckDBEngine:
                         batch = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
                         statements = _INSERTS[table]
                         if table == "spans" and batch.num_rows >= SEGMENT_MIN_ROWS:
-                            written.append(self._add_segment(con, batch))
+                            self._add_segment(con, batch, written)
                             statements = statements[1:]  # the rows are in the file: index and catalog
                         name = f"{table}_batch"
                         con.register(name, batch)
@@ -254,7 +265,7 @@ class DuckDBEngine:
                         finally:
                             con.unregister(name)
                     if "spans" in pending and not written:
-                        written.extend(self._compact(con))
+                        self._compact(con, written)
                     if written:
                         con.execute(self._view(con))
                     con.execute("COMMIT")
@@ -264,7 +275,13 @@ class DuckDBEngine:
                     for segment in written:  # listed nowhere: nobody reads it
                         self._segments.path(segment.name).unlink(missing_ok=True)
                     raise
-            except (OSError, duckdb.IOException, duckdb.OutOfMemoryException) as exc:
+            except (
+                OSError,
+                MemoryError,
+                pa.ArrowMemoryError,
+                duckdb.IOException,
+                duckdb.OutOfMemoryException,
+            ) as exc:
                 with self._lock:
                     for table, batches in pending.items():
                         self._pending[table] = batches + self._pending.get(table, [])
@@ -316,8 +333,12 @@ class DuckDBEngine:
         return [(r[0], int(r[1])) for r in rows]
 
     def find_traces(self, q: TraceQuery) -> list[TraceSummary]:
-        where, params = _span_conditions(q)
         con = self._con()
+        with _snapshot(con):
+            return self._find_traces(con, q)
+
+    def _find_traces(self, con: duckdb.DuckDBPyConnection, q: TraceQuery) -> list[TraceSummary]:
+        where, params = _span_conditions(q)
         ids = self._recent_traces(con, where, params, q)
         if not ids:
             return []
@@ -407,6 +428,10 @@ class DuckDBEngine:
 
     def trace(self, trace_id: bytes) -> list[SpanRow]:
         con = self._con()
+        with _snapshot(con):
+            return self._trace(con, trace_id)
+
+    def _trace(self, con: duckdb.DuckDBPyConnection, trace_id: bytes) -> list[SpanRow]:
         key = trace_key(trace_id)
         first, last = self._bounds(con, [key])
         spans = self._spans_between(con, first, last)
@@ -511,6 +536,7 @@ class DuckDBEngine:
             con = self._con()
             deleted = self._prune_segments(con, before_ns)
             for table, column in (
+                ("span_legacy", "start_ns"),
                 ("span_rows", "start_ns"),
                 ("logs", "time_ns"),
                 ("metric_points", "time_ns"),
@@ -519,7 +545,7 @@ class DuckDBEngine:
                 ("metric_catalog", "last_seen_ns"),
             ):
                 row = _one(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [before_ns]))
-                if table in ("span_rows", "logs", "metric_points") and row:
+                if table in ("span_legacy", "span_rows", "logs", "metric_points") and row:
                     deleted += int(row[0])
             if deleted:
                 for table in ("resources", "scopes"):
@@ -531,11 +557,22 @@ class DuckDBEngine:
                     )
                 self._known_resources.clear()
                 self._known_scopes.clear()
-                con.execute("CHECKPOINT")
+                # Gives the space back to DuckDB now; with a reader's transaction open it cannot
+                # run, and DuckDB checkpoints on its own later: what was deleted stays deleted.
+                with contextlib.suppress(duckdb.TransactionException):
+                    con.execute("CHECKPOINT")
             return deleted
 
     def _prune_segments(self, con: duckdb.DuckDBPyConnection, before_ns: int) -> int:
-        """Drop the segments wholly before ``before_ns``; rewrite the ones that straddle it."""
+        """Drop the segments wholly before ``before_ns``; rewrite those it cuts through.
+
+        Whole files go first, in their own transaction: that frees space even
+        when the disk is too full to write anything. A file the cutoff cuts
+        through is written again without its older spans only when they are at
+        least a tenth of it (a long-running span can put a file's start far
+        back); until then those few stay, and go with the rest of the file. A
+        file that cannot be written again (disk full) is left for the next round.
+        """
         old = [
             Segment(*r)
             for r in con.execute(
@@ -543,39 +580,48 @@ class DuckDBEngine:
                 [before_ns],
             ).fetchall()
         ]
-        if not old:
-            return 0
-        deleted = 0
-        written: list[Segment] = []
-        try:
-            con.execute("BEGIN TRANSACTION")
+        gone = [s for s in old if s.last_ns < before_ns]
+        deleted = sum(s.rows for s in gone)
+        if gone:
+            self._replace_segments(con, gone, [])
+        for segment in old:
+            if segment.last_ns < before_ns:
+                continue
             try:
-                for segment in old:
-                    con.execute("DELETE FROM span_segments WHERE name = ?", [segment.name])
-                    kept = (
-                        None
-                        if segment.last_ns < before_ns
-                        else self._segments.without_before(segment, before_ns)
-                    )
-                    if kept is not None:
-                        written.append(kept)
-                        con.execute(
-                            "INSERT INTO span_segments VALUES (?, ?, ?, ?, ?)",
-                            [kept.name, kept.rows, kept.bytes, kept.first_ns, kept.last_ns],
-                        )
-                    deleted += segment.rows - (kept.rows if kept else 0)
-                con.execute(self._view(con))
-                con.execute("COMMIT")
+                older = self._segments.rows_before(segment, before_ns)
+                if older * _REWRITE_SHARE < segment.rows:
+                    continue
+                kept = self._segments.without_before(segment, before_ns)
+            except OSError:
+                continue
+            try:
+                self._replace_segments(con, [segment], [kept] if kept else [])
             except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
+                if kept:
+                    self._segments.path(kept.name).unlink(missing_ok=True)
                 raise
+            deleted += segment.rows - (kept.rows if kept else 0)
+        return deleted
+
+    def _replace_segments(
+        self, con: duckdb.DuckDBPyConnection, old: list[Segment], new: list[Segment]
+    ) -> None:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for segment in old:
+                con.execute("DELETE FROM span_segments WHERE name = ?", [segment.name])
+            for segment in new:
+                con.execute(
+                    "INSERT INTO span_segments VALUES (?, ?, ?, ?, ?)",
+                    [segment.name, segment.rows, segment.bytes, segment.first_ns, segment.last_ns],
+                )
+            con.execute(self._view(con))
+            con.execute("COMMIT")
         except BaseException:
-            for segment in written:
-                self._segments.path(segment.name).unlink(missing_ok=True)
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
             raise
         self._segments.retire([s.name for s in old])
-        return deleted
 
     def oldest_ns(self, fraction: float) -> int | None:
         row = _one(
@@ -684,6 +730,19 @@ _INSERTS: dict[str, tuple[str, ...]] = {
                 last_seen_ns = greatest(last_seen_ns, excluded.last_seen_ns)""",
     ),
 }
+
+
+@contextlib.contextmanager
+def _snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction for a query's statements: the segment list it reads and the
+    rows it then reads are of the same moment (a compaction in between moves rows
+    from span_rows into a file the first statement did not list)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
 
 
 def _one(result: duckdb.DuckDBPyConnection) -> Any:

@@ -77,14 +77,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         3,
-        "spans in Parquet segment files too: span_rows (the table), span_segments, the spans view",
+        "spans in Parquet segment files: span_legacy (the spans stored so far), span_rows, "
+        "span_segments, the spans view",
         (
-            # The stored spans stay where they are; new big commits become segment files
-            # (otlpd.store.duckdb.segments), and the engine makes the view over both at start.
-            "ALTER TABLE spans RENAME TO span_rows",
+            # The spans stored so far stay where they are, in span_legacy, until retention
+            # deletes them. New commits of a file's worth become segment files
+            # (otlpd.store.duckdb.segments); smaller ones go to span_rows until they add up to
+            # one. The engine makes the view over all three at start.
+            "ALTER TABLE spans RENAME TO span_legacy",
+            """CREATE TABLE span_rows (
+                trace_key BIGINT, trace_id BLOB, span_id BLOB, parent_span_id BLOB,
+                service_name VARCHAR, name VARCHAR, kind UTINYINT,
+                start_ns BIGINT, end_ns BIGINT, status_code UTINYINT,
+                resource_key BIGINT, scope_key BIGINT, data VARCHAR USING COMPRESSION zstd)""",
             """CREATE TABLE span_segments (
                 name VARCHAR PRIMARY KEY, rows BIGINT, bytes BIGINT, first_ns BIGINT, last_ns BIGINT)""",
-            "CREATE VIEW spans AS SELECT * FROM span_rows",
+            "CREATE VIEW spans AS SELECT * FROM span_legacy UNION ALL SELECT * FROM span_rows",
         ),
     ),
 )

@@ -9,8 +9,10 @@ outside the GIL, and DuckDB reads Parquet natively, pruning row groups by
 their ``start_ns`` statistics. So a commit of at least ``SEGMENT_MIN_ROWS``
 spans becomes one file, written and synced before the transaction that
 lists it in ``span_segments`` commits; smaller commits (a laptop's trickle)
-go to the ``span_rows`` table, so a quiet store does not make a file a second.
-The ``spans`` view is both, and every query reads spans through it.
+go to the ``span_rows`` table until they add up to a file's worth, so a quiet
+store does not make a file a second. Spans stored before schema v3 stay in
+``span_legacy``. The ``spans`` view is all three, and every query reads spans
+through it.
 
 Retention deletes whole files, and rewrites the one file that straddles the
 cutoff without its old rows: space comes back at once, unlike rows deleted
@@ -60,14 +62,15 @@ class Segment:
 
 
 class Segments:
-    """The segment files of one database: ``<database>.spans/`` (a temporary directory for ``:memory:``)."""
+    """The segment files of one database: ``<database path>.spans/`` (a temporary one for ``:memory:``)."""
 
     def __init__(self, database: str) -> None:
         self._temporary = database == ":memory:"
         if self._temporary:
             self.directory = Path(tempfile.mkdtemp(prefix="otlpd-spans-"))
         else:
-            self.directory = Path(database).with_suffix(".spans").absolute()
+            # appended, not a replaced suffix: a.duckdb and a.db must not share a directory
+            self.directory = Path(database + ".spans").absolute()
         self._doomed: list[tuple[float, Path]] = []
 
     def path(self, name: str) -> Path:
@@ -106,6 +109,10 @@ class Segments:
             int(bounds["max"].as_py() or 0),
         )
 
+    def rows_before(self, segment: Segment, before_ns: int) -> int:
+        starts = pq.read_table(self.path(segment.name), columns=["start_ns"]).column("start_ns")
+        return int(pc.sum(pc.less(starts, before_ns)).as_py() or 0)
+
     def without_before(self, segment: Segment, before_ns: int) -> Segment | None:
         """The rows of ``segment`` from ``before_ns`` on, as a new segment (None if none are)."""
         kept = pq.read_table(self.path(segment.name), filters=[("start_ns", ">=", before_ns)])
@@ -124,7 +131,7 @@ class Segments:
         return f"({self._union(names)})"
 
     def _union(self, names: list[str]) -> str:
-        sql = f"SELECT {_SELECT} FROM span_rows"
+        sql = f"SELECT {_SELECT} FROM span_legacy UNION ALL SELECT {_SELECT} FROM span_rows"
         if names:
             files = ", ".join("'" + str(self.path(n)).replace("'", "''") + "'" for n in names)
             sql += f" UNION ALL SELECT {_SELECT} FROM read_parquet([{files}])"
@@ -147,13 +154,37 @@ class Segments:
         self._doomed = keep
 
     def remove_strays(self, listed: set[str]) -> list[str]:
-        """Delete files no commit listed (a crash between writing a file and its commit)."""
+        """Delete segment files no commit listed (a crash between writing a file and its commit)."""
         if not self.directory.is_dir():
             return []
-        strays = [p for p in self.directory.iterdir() if p.is_file() and p.name not in listed]
+        strays = [
+            p
+            for p in self.directory.iterdir()
+            if p.is_file()
+            and p.name.startswith("spans-")
+            and p.suffix in (".parquet", ".tmp")
+            and p.name not in listed
+        ]
         for p in strays:
             p.unlink(missing_ok=True)
         return [p.name for p in strays]
+
+    def unreadable(self, names: list[str]) -> list[tuple[str, str]]:
+        """Listed files that are missing or not whole Parquet files, and why."""
+        bad = []
+        for name in names:
+            try:
+                pq.read_metadata(self.path(name))
+            except (OSError, pa.ArrowException) as exc:
+                bad.append((name, str(exc)))
+        return bad
+
+    def set_aside(self, name: str) -> None:
+        """Move a damaged file to ``damaged/``, out of every query but not deleted."""
+        path = self.path(name)
+        if path.exists():
+            (self.directory / "damaged").mkdir(exist_ok=True)
+            os.replace(path, self.directory / "damaged" / name)
 
     def close(self) -> None:
         self.collect(everything=True)
