@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -25,8 +28,30 @@ def open_engine(path: Path) -> DuckDBEngine:
     return engine
 
 
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[DuckDBEngine]:
+    engine = open_engine(path)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def with_files(path: Path, count: int) -> None:
+    """A database at ``path`` holding ``count`` segment files of BIG spans each, closed."""
+    engine = open_engine(path)
+    for n in range(count):
+        engine.write_spans(bulk_spans(n * BIG, BIG))
+        engine.flush()
+    engine.close()
+
+
+def directory_of(path: Path) -> Path:
+    return path.parent / (path.name + ".spans")
+
+
 def files(path: Path) -> list[str]:
-    directory = path.parent / (path.name + ".spans")
+    directory = directory_of(path)
     return sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
 
 
@@ -36,8 +61,7 @@ def span_count(engine: DuckDBEngine) -> int:
 
 def test_a_big_commit_is_a_segment_file_and_a_small_one_a_table_row(tmp_path: Path) -> None:
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    try:
+    with opened(path) as engine:
         engine.write_spans(bulk_spans(0, BIG))
         assert engine.flush() == BIG
         assert len(files(path)) == 1
@@ -58,24 +82,16 @@ def test_a_big_commit_is_a_segment_file_and_a_small_one_a_table_row(tmp_path: Pa
         assert [s.trace_id for s in found] == [tid(BIG + 9), tid(BIG + 8), tid(BIG + 7)]
         oldest = engine.find_traces(TraceQuery(end_ns=NOW + 2 * SECOND, limit=5))
         assert [s.trace_id for s in oldest] == [tid(2), tid(1), tid(0)]
-        file_bytes = (path.parent / (path.name + ".spans") / files(path)[0]).stat().st_size
+        file_bytes = (directory_of(path) / files(path)[0]).stat().st_size
         assert engine.usage().bytes > file_bytes
-    finally:
-        engine.close()
 
 
 def test_segments_are_kept_across_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    engine.write_spans(bulk_spans(0, BIG))
-    engine.flush()
-    engine.close()
-    again = open_engine(path)
-    try:
+    with_files(path, 1)
+    with opened(path) as again:
         assert span_count(again) == BIG
         assert len(again.trace(tid(BIG - 1))) == 1
-    finally:
-        again.close()
     # and another process (DuckDB's own client, read-only) sees them through the view
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM spans").fetchall() == [(BIG,)]
@@ -86,8 +102,7 @@ def test_retention_drops_old_files_and_rewrites_the_one_across_the_cutoff(
 ) -> None:
     monkeypatch.setattr(segments, "_GRACE", 0.0)  # no query is reading: unlink at once
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    try:
+    with opened(path) as engine:
         for n in range(3):  # three files, BIG seconds each
             engine.write_spans(bulk_spans(n * BIG, BIG))
             engine.flush()
@@ -110,8 +125,6 @@ def test_retention_drops_old_files_and_rewrites_the_one_across_the_cutoff(
         assert engine.prune(NOW + 10 * BIG * SECOND) == 2 * BIG - half + 5
         assert files(path) == []
         assert span_count(engine) == 0
-    finally:
-        engine.close()
 
 
 def test_a_file_is_not_written_again_for_a_few_old_spans(
@@ -121,8 +134,7 @@ def test_a_file_is_not_written_again_for_a_few_old_spans(
     span would write the whole store again and again. Its few old spans go with the file."""
     monkeypatch.setattr(segments, "_GRACE", 0.0)
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    try:
+    with opened(path) as engine:
         engine.write_spans(bulk_spans(0, BIG))
         engine.flush()
         (only,) = files(path)
@@ -133,8 +145,6 @@ def test_a_file_is_not_written_again_for_a_few_old_spans(
         assert engine.prune(NOW + (BIG // 5) * SECOND) == BIG // 5  # a fifth: written again
         assert only not in files(path)
         assert span_count(engine) == BIG - BIG // 5
-    finally:
-        engine.close()
 
 
 def test_a_full_disk_does_not_keep_retention_from_deleting_whole_files(
@@ -142,8 +152,7 @@ def test_a_full_disk_does_not_keep_retention_from_deleting_whole_files(
 ) -> None:
     monkeypatch.setattr(segments, "_GRACE", 0.0)
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    try:
+    with opened(path) as engine:
         for n in range(2):
             engine.write_spans(bulk_spans(n * BIG, BIG))
             engine.flush()
@@ -157,80 +166,69 @@ def test_a_full_disk_does_not_keep_retention_from_deleting_whole_files(
         assert engine.prune(NOW + (BIG + BIG // 2) * SECOND) == BIG
         assert files(path) == [second]
         assert span_count(engine) == BIG
-    finally:
-        engine.close()
 
 
 def test_a_missing_or_damaged_file_is_set_aside_and_the_store_opens(tmp_path: Path) -> None:
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    for n in range(3):
-        engine.write_spans(bulk_spans(n * BIG, BIG))
-        engine.flush()
-    engine.close()
+    with_files(path, 3)
     first, second, third = files(path)
-    directory = path.parent / (path.name + ".spans")
+    directory = directory_of(path)
     (directory / first).unlink()
     (directory / second).write_bytes(b"PAR1 not really")
-    again = open_engine(path)
-    try:
+    with opened(path) as again:
         assert sorted(name for name, _, _ in again.set_aside) == sorted([first, second])
         assert [spans for _, spans, _ in again.set_aside] == [BIG, BIG]
         assert files(path) == sorted(["damaged", third])
         assert (directory / "damaged" / second).exists()  # kept, for whoever wants to look
         assert span_count(again) == BIG
         assert len(again.trace(tid(2 * BIG))) == 1
-    finally:
-        again.close()
 
 
 def test_databases_with_the_same_stem_keep_their_files_apart(tmp_path: Path) -> None:
     """Opening a.db must not take a.duckdb's files for strays."""
     a, b = tmp_path / "a.duckdb", tmp_path / "a.db"
-    first = open_engine(a)
-    first.write_spans(bulk_spans(0, BIG))
-    first.flush()
-    first.close()
+    with_files(a, 1)
     open_engine(b).close()
-    again = open_engine(a)
-    try:
+    with opened(a) as again:
         assert again.set_aside == []
         assert span_count(again) == BIG
-    finally:
-        again.close()
 
 
 def test_files_no_commit_listed_are_removed_at_start(tmp_path: Path) -> None:
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    engine.write_spans(bulk_spans(0, BIG))
-    engine.flush()
-    engine.close()
+    with_files(path, 1)
     (kept,) = files(path)
-    directory = path.parent / (path.name + ".spans")
+    directory = directory_of(path)
     (directory / "spans-1-crashed.tmp").write_bytes(b"half a file")
     (directory / "spans-2-unlisted.parquet").write_bytes(b"written, never committed")
-    again = open_engine(path)
-    try:
+    with opened(path) as again:
         assert files(path) == [kept]
         assert span_count(again) == BIG
-    finally:
-        again.close()
 
 
+def _no_space(engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(con: duckdb.DuckDBPyConnection) -> str:  # after the file is written
+        raise duckdb.IOException("No space left on device")
+
+    monkeypatch.setattr(engine, "_view", disk_full)
+
+
+def _no_memory(engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(batch: object) -> None:  # Arrow's, writing the file
+        raise pa.ArrowMemoryError("malloc of size 123 failed")
+
+    monkeypatch.setattr(engine._segments, "write", no_memory)
+
+
+@pytest.mark.parametrize(("fail", "message"), [(_no_space, "No space left"), (_no_memory, "malloc")])
 def test_a_failed_commit_leaves_no_file_and_keeps_the_rows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: Any, message: str
 ) -> None:
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    try:
+    with opened(path) as engine:
         engine.write_spans(bulk_spans(0, BIG))
-
-        def disk_full(con: duckdb.DuckDBPyConnection) -> str:
-            raise duckdb.IOException("No space left on device")
-
-        monkeypatch.setattr(engine, "_view", disk_full)
-        with pytest.raises(RetryableError, match="No space left"):
+        fail(engine, monkeypatch)
+        with pytest.raises(RetryableError, match=message):
             engine.flush()
         assert files(path) == []
         assert engine.pending_rows() == BIG
@@ -238,8 +236,6 @@ def test_a_failed_commit_leaves_no_file_and_keeps_the_rows(
         assert engine.flush() == BIG
         assert len(files(path)) == 1
         assert span_count(engine) == BIG  # once
-    finally:
-        engine.close()
 
 
 def test_an_in_memory_database_keeps_its_files_in_a_directory_it_removes() -> None:
@@ -259,8 +255,7 @@ def test_an_in_memory_database_keeps_its_files_in_a_directory_it_removes() -> No
 def test_small_commits_are_moved_to_a_file_once_they_add_up_to_one(tmp_path: Path) -> None:
     """So that spans live in files whatever the traffic, and size retention frees what it deletes."""
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    try:
+    with opened(path) as engine:
         step = BIG // 4
         for n in range(3):
             engine.write_spans(bulk_spans(n * step, step))
@@ -274,8 +269,6 @@ def test_small_commits_are_moved_to_a_file_once_they_add_up_to_one(tmp_path: Pat
         assert con.execute("SELECT rows, first_ns FROM span_segments").fetchall() == [(4 * step, NOW)]
         assert span_count(engine) == 4 * step
         assert len(engine.trace(tid(0))) == len(engine.trace(tid(4 * step - 1))) == 1
-    finally:
-        engine.close()
 
 
 def test_spans_stored_before_schema_v3_stay_in_their_table(tmp_path: Path) -> None:
@@ -283,8 +276,7 @@ def test_spans_stored_before_schema_v3_stay_in_their_table(tmp_path: Path) -> No
     moving those would read the whole old store into memory and write it as one file."""
     path = tmp_path / "old.duckdb"
     v1.create(str(path), NOW)
-    engine = open_engine(path)
-    try:
+    with opened(path) as engine:
         con = engine._con()
         ((legacy,),) = con.execute("SELECT count(*) FROM span_legacy").fetchall()
         assert legacy == 3
@@ -299,8 +291,6 @@ def test_spans_stored_before_schema_v3_stay_in_their_table(tmp_path: Path) -> No
         assert len(files(path)) == 1  # the two new spans, not the old ones
         assert con.execute("SELECT rows FROM span_segments").fetchall() == [(2,)]
         assert span_count(engine) == legacy + 2
-    finally:
-        engine.close()
 
 
 def test_pruning_while_a_query_reads_does_not_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -308,8 +298,7 @@ def test_pruning_while_a_query_reads_does_not_fail(tmp_path: Path, monkeypatch: 
     deleted must still be counted, not reported as a failed prune."""
     monkeypatch.setattr(segments, "_GRACE", 0.0)
     path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    try:
+    with opened(path) as engine:
         engine.write_spans(bulk_spans(0, BIG))
         engine.flush()
         engine.write_spans(bulk_spans(BIG, 10))
@@ -321,27 +310,3 @@ def test_pruning_while_a_query_reads_does_not_fail(tmp_path: Path, monkeypatch: 
         reader.execute("ROLLBACK")
         reader.close()
         assert span_count(engine) == 5
-    finally:
-        engine.close()
-
-
-def test_running_out_of_memory_writing_a_file_keeps_the_rows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "otlpd.duckdb"
-    engine = open_engine(path)
-    try:
-        engine.write_spans(bulk_spans(0, BIG))
-
-        def no_memory(batch: object) -> None:
-            raise pa.ArrowMemoryError("malloc of size 123 failed")
-
-        monkeypatch.setattr(engine._segments, "write", no_memory)
-        with pytest.raises(RetryableError, match="malloc"):
-            engine.flush()
-        assert engine.pending_rows() == BIG
-        monkeypatch.undo()
-        assert engine.flush() == BIG
-        assert span_count(engine) == BIG
-    finally:
-        engine.close()
