@@ -94,8 +94,9 @@ class JaegerApi:
     async def traces(self, request: web.Request) -> web.Response:
         q = request.query
         ids = [_trace_id(v, "traceID") for v in q.getall("traceID", [])]
+        # Every parameter is checked, as jaeger-query does, even those trace ids make unused.
+        query = _search(q, service_required=not ids)
         if not ids:
-            query = _search(q)
             found = await self._api.query(lambda e: e.find_traces(query))
             ids = [t.trace_id for t in found]
         found_rows = await self._api.query(lambda e: [(t, e.trace(t)) for t in ids])
@@ -124,9 +125,9 @@ def _duration(q: Any, name: str) -> int | None:
     return round(seconds * 1e9)
 
 
-def _search(q: Any) -> TraceQuery:
+def _search(q: Any, service_required: bool = True) -> TraceQuery:
     service = params.text(q, "service")
-    if service is None:
+    if service is None and service_required:
         raise BadRequest("parameter 'service' is required")
     tags: list[tuple[str, str]] = []
     raw_tags = params.text(q, "tags")
