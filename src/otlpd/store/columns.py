@@ -122,9 +122,9 @@ def _span_skeleton(package: str, fields: list[tuple[str, int, int | str]], merge
 # The span columns every span has (a span from an SDK does): read for all spans at once.
 # ``_SPAN_FIXED`` applies protobuf's rules span by span (a field sent twice: the last one
 # wins; one sent with the wrong wire type: not that field) and serializes each span's
-# fields once, in field order; parsing that with
-# ``_SPAN_MERGED``, whose levels are singular and whose fields are repeated, merges all
-# spans into one message whose fields list every span's value, in order.
+# fields once, in field order. Parsing that with ``_SPAN_MERGED``, whose levels are
+# singular and whose fields are repeated, merges all spans into one message whose fields
+# list every span's value, in order.
 _FIXED_FIELDS: list[tuple[str, int, int | str]] = [
     ("trace_id", 1, _B), ("span_id", 2, _B), ("name", 5, _S),
     ("kind", 6, _I32), ("start", 7, _F64), ("end", 8, _F64),
