@@ -11,6 +11,8 @@ from otlpd.pdata import Payload, Signal
 from otlpd.store.duckdb.engine import DuckDBEngine
 from otlpd.store.engine import Engine, LogQuery, SeriesQuery, TraceQuery, Usage
 from otlpd.store.store import Retention, Store
+from otlpd.telemetry.metrics import Metrics
+from tests.exporters.helpers import build_exporter
 from tests.store.support import (
     SECOND,
     bulk_spans,
@@ -277,3 +279,11 @@ def test_an_in_memory_database_works_as_an_engine() -> None:
         assert engine.migrate() == [1, 2, 3]
     finally:
         engine.close()
+
+
+def test_the_store_queue_keeps_decoded_logs_and_metrics_but_not_spans(tmp_path: Path) -> None:
+    """Log and metric columns are read from the decoded request; span columns from its bytes
+    alone, so a queued span request need not hold its decoding (~4x its size)."""
+    exporter = build_exporter("store", {"path": str(tmp_path / "db.duckdb")}, Metrics())
+    kept = {s: exporter.consumer(s)._keep_decoded for s in Signal}
+    assert kept == {Signal.TRACES: False, Signal.LOGS: True, Signal.METRICS: True}

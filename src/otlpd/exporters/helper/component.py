@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 from otlpd.component import Consumer, Settings
 from otlpd.exporters.helper.config import QueueConfig, RetryConfig
@@ -20,10 +21,11 @@ class ExporterComponent:
         queue: QueueConfig | None = None,
         retry: RetryConfig | None = None,
         timeout: float = 0.0,
-        keep_decoded: bool = False,
+        keep_decoded: Collection[Signal] = (),
     ) -> None:
         self.settings = settings
-        self._keep_decoded = keep_decoded  # queued payloads keep the decoded message the exporter reads
+        # the signals whose queued payloads keep the decoded message, for an exporter that reads it
+        self._keep_decoded = frozenset(keep_decoded)
         self.exporter = exporter
         self._queue = queue or QueueConfig(enabled=False)
         self._retry = retry or RetryConfig(enabled=False)
@@ -42,7 +44,7 @@ class ExporterComponent:
                 timeout=self._timeout,
                 metrics=self.settings.metrics,
                 log=self._log,
-                keep_decoded=self._keep_decoded,
+                keep_decoded=signal in self._keep_decoded,
             )
         return self._senders[signal]
 
