@@ -11,7 +11,7 @@ opentelemetry-proto.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -43,43 +43,78 @@ def message_classes(package: str, messages: Mapping[str, Sequence[Field]], *root
     return [message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{r}")) for r in roots]
 
 
-def levels(
-    item: str, resources: str, scopes: str, items: str, *, merged: bool = False
-) -> dict[str, list[Field]]:
-    """OTLP's request → resource → scope → ``item`` levels; singular when ``merged``."""
-    return {
-        "Scope": [(items, 2, item, not merged)],
-        "Resource": [(scopes, 2, "Scope", not merged)],
-        "Request": [(resources, 1, "Resource", not merged)],
-    }
+# Field names of each signal's request → resource → scope → item levels (numbers 1, 2, 2).
+LEVELS = {
+    "traces": ("resource_spans", "scope_spans", "spans"),
+    "logs": ("resource_logs", "scope_logs", "log_records"),
+    "metrics": ("resource_metrics", "scope_metrics", "metrics"),
+}
 
 
-def split(resources: str, scopes: str, items: str, item: str | None = None) -> Any:
-    """A request type whose resources, scopes and items are ``bytes``.
+def request_class(
+    package: str,
+    signal: str,
+    item: str | None,
+    *,
+    merged: bool = False,
+    resource: Sequence[Field] = (),
+    scope: Sequence[Field] = (),
+    messages: Mapping[str, Sequence[Field]] | None = None,
+) -> Any:
+    """A ``signal`` request type whose items are of type ``item`` (defined in ``messages``;
+    None: ``bytes``), its resource and scope levels with the extra fields given.
+
+    ``merged``: the levels singular, so that all items of a request merge into one.
+    """
+    resources, scopes, items = LEVELS[signal]
+    return message_classes(
+        package,
+        {
+            "Request": [(resources, 1, "Resource", not merged)],
+            "Resource": [*resource, (scopes, 2, "Scope", not merged)],
+            "Scope": [*scope, (items, 2, item, not merged)],
+            **(messages or {}),
+        },
+        "Request",
+    )[0]
+
+
+METRIC_DATA = ("gauge", 5), ("sum", 7), ("histogram", 9), ("exponential_histogram", 10), ("summary", 11)
+
+
+def split(signal: str) -> Any:
+    """A ``signal`` request type whose resources, scopes and items are ``bytes``.
 
     Parsing one splits a request into pieces in C: for a request otlpd received
     (parsed and validated already), an item's piece is the bytes its client
     sent, at a tenth of the cost of ``SerializeToString()``. Resources and
     scopes are repeated ``bytes``: a message field sent twice is merged by the
-    full parse, and so by parsing its pieces joined.
+    full parse, and so by parsing its pieces joined. Metric points are split
+    per data field of their metric.
     """
-    messages = levels(item or "", resources, scopes, items)
-    messages["Scope"] = [("scope", 1, None, True), (items, 2, item, True), ("schema_url", 3, None, False)]
-    messages["Resource"] = [
-        ("resource", 1, None, True),
-        (scopes, 2, "Scope", True),
-        ("schema_url", 3, None, False),
-    ]
-    if item is not None:  # metrics: points, per data field of their metric
-        messages["Points"] = [("data_points", 1, None, True)]
-        messages[item] = [(name, number, "Points", False) for name, number in METRIC_DATA]
-    return message_classes(f"otlpd.split.{items}", messages, "Request")[0]
+    extra: dict[str, Sequence[Field]] = {}
+    if signal == "metrics":
+        extra["Points"] = [("data_points", 1, None, True)]
+        extra["Metric"] = [(name, number, "Points", False) for name, number in METRIC_DATA]
+    return request_class(
+        f"otlpd.split.{signal}",
+        signal,
+        "Metric" if signal == "metrics" else None,
+        resource=[("resource", 1, None, True), ("schema_url", 3, None, False)],
+        scope=[("scope", 1, None, True), ("schema_url", 3, None, False)],
+        messages=extra,
+    )
 
 
-METRIC_DATA = ("gauge", 5), ("sum", 7), ("histogram", 9), ("exponential_histogram", 10), ("summary", 11)
-SPANS = split("resource_spans", "scope_spans", "spans")
-LOGS = split("resource_logs", "scope_logs", "log_records")
-METRICS = split("resource_metrics", "scope_metrics", "metrics", "Metric")
+SPLIT = {signal: split(signal) for signal in LEVELS}
+
+
+def scopes(signal: str, request: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """(resource, scope, items) of each scope of a parsed ``signal`` request, in order."""
+    resources_, scopes_, items = LEVELS[signal]
+    for r in getattr(request, resources_):
+        for s in getattr(r, scopes_):
+            yield r, s, getattr(s, items)
 
 
 def count_items(signal: str, data: bytes) -> int:
@@ -89,14 +124,7 @@ def count_items(signal: str, data: bytes) -> int:
     refuse a request can afford to learn about it. Raises ``DecodeError`` when
     the levels read are malformed.
     """
-    if signal == "traces":
-        return sum(len(s.spans) for r in SPANS.FromString(data).resource_spans for s in r.scope_spans)
-    if signal == "logs":
-        return sum(len(s.log_records) for r in LOGS.FromString(data).resource_logs for s in r.scope_logs)
-    return sum(
-        len(getattr(m, name).data_points)
-        for r in METRICS.FromString(data).resource_metrics
-        for s in r.scope_metrics
-        for m in s.metrics
-        for name, _ in METRIC_DATA
-    )
+    pieces = (items for _, _, items in scopes(signal, SPLIT[signal].FromString(data)))
+    if signal != "metrics":
+        return sum(map(len, pieces))
+    return sum(len(getattr(m, name).data_points) for ms in pieces for m in ms for name, _ in METRIC_DATA)

@@ -53,7 +53,7 @@ async def test_retries_until_delivered_exactly_once(sink: Sink, kind: str) -> No
 @pytest.mark.parametrize("kind", KINDS)
 async def test_max_elapsed_time_exhausted_drops_as_retries_exhausted(sink: Sink, kind: str) -> None:
     sink.fail_next(10_000)
-    cfg = upstream(kind, sink, retry_on_failure={"max_elapsed_time": "150ms"})
+    cfg = upstream(kind, sink, retry_on_failure={"max_elapsed_time": "500ms"})
     async with running(kind, cfg) as r:
         await r.consumer.consume(payload(Signal.TRACES, traces(4)))
         assert await wait_for(lambda: r.m(DROPPED) > 0)

@@ -25,7 +25,6 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otlpd import skeleton
 from otlpd.store import columns
 
 LISTS = [f.name for f in dataclasses.fields(columns.SpanColumns) if f.name != "dims"]
@@ -39,8 +38,7 @@ MAX64 = 2**64 - 1
 def _prepared(data: bytes) -> columns.SpanColumns:
     """What ``columns.spans`` fills before it reads span columns: items' data and per-scope columns."""
     c = columns.SpanColumns()
-    split = skeleton.SPANS.FromString(data)
-    columns._scope_columns(c, columns._dims(c, split, "resource_spans", "scope_spans", "spans"))
+    columns._scope_columns(c, columns._dims(c, "traces", data))
     return c
 
 

@@ -112,11 +112,11 @@ _B, _S, _I32, _F64 = (
 )
 
 
-def _span_skeleton(package: str, fields: list[tuple[str, int, int | str]], merged: bool, **extra: Any) -> Any:
-    messages = skeleton.levels("Span", "resource_spans", "scope_spans", "spans", merged=merged)
-    messages["Span"] = [(name, number, kind, merged) for name, number, kind in fields]
-    messages.update(extra)
-    return skeleton.message_classes(package, messages, "Request")[0]
+def _span_skeleton(
+    package: str, fields: list[tuple[str, int, int | str]], merged: bool, **extra: list[skeleton.Field]
+) -> Any:
+    spans: list[skeleton.Field] = [(name, number, kind, merged) for name, number, kind in fields]
+    return skeleton.request_class(package, "traces", "Span", merged=merged, messages={"Span": spans, **extra})
 
 
 # The span columns every span has (a span from an SDK does): read for all spans at once.
@@ -143,17 +143,13 @@ _STATUS = {b"": 0, b"\x7a\x00": 0, b"\x7a\x02\x18\x01": 1, b"\x7a\x02\x18\x02": 
 _PARENT = b"\x22\x08"
 
 
-def _dims(
-    c: SpanColumns | LogColumns, split: Any, resources: str, scopes: str, items: str
-) -> list[tuple[str, int, int, int]]:
+def _dims(c: SpanColumns | LogColumns, signal: str, data: bytes) -> list[tuple[str, int, int, int]]:
     """Resources, scopes and items' data; per scope (service, resource, scope, item count)."""
     runs = []
-    for r in getattr(split, resources):
+    for r, s, pieces in skeleton.scopes(signal, skeleton.SPLIT[signal].FromString(data)):
         rkey, service = c.dims.resource(b"".join(r.resource), r.schema_url)
-        for s in getattr(r, scopes):
-            pieces = getattr(s, items)
-            c.data.extend(pieces)
-            runs.append((service, rkey, c.dims.scope(b"".join(s.scope), s.schema_url), len(pieces)))
+        c.data.extend(pieces)
+        runs.append((service, rkey, c.dims.scope(b"".join(s.scope), s.schema_url), len(pieces)))
     return runs
 
 
@@ -173,7 +169,7 @@ def spans(data: bytes, request: trace_svc.ExportTraceServiceRequest | None = Non
     from the full parse. Both give the same columns.
     """
     c = SpanColumns()
-    _scope_columns(c, _dims(c, skeleton.SPANS.FromString(data), "resource_spans", "scope_spans", "spans"))
+    _scope_columns(c, _dims(c, "traces", data))
     if len(c) and not _span_columns_at_once(c, data):
         _span_columns_one_by_one(c, request or trace_svc.ExportTraceServiceRequest.FromString(data))
     return c
@@ -191,8 +187,8 @@ def _span_columns_at_once(c: SpanColumns, data: bytes) -> bool:
         return False
     optional = _SPAN_OPTIONAL.FromString(data)
     optional.DiscardUnknownFields()
-    split = skeleton.SPANS.FromString(optional.SerializeToString())
-    pieces = [p for r in split.resource_spans for sc in r.scope_spans for p in sc.spans]
+    split = skeleton.SPLIT["traces"].FromString(optional.SerializeToString())
+    pieces = [p for _, _, items in skeleton.scopes("traces", split) for p in items]
     parents = [p[2:10] if p[:2] == _PARENT else b"" for p in pieces]
     status = list(map(_STATUS.get, [p[10:] if p[:2] == _PARENT else p for p in pieces]))
     # a parent of another length than 8 leaves ``"`` in front of the status: not found either
@@ -269,7 +265,7 @@ class LogColumns:
 def logs(data: bytes, request: logs_svc.ExportLogsServiceRequest | None = None) -> LogColumns:
     """The columns of the log records in ``data`` (``request``: its parse, if made already)."""
     c = LogColumns()
-    _scope_columns(c, _dims(c, skeleton.LOGS.FromString(data), "resource_logs", "scope_logs", "log_records"))
+    _scope_columns(c, _dims(c, "logs", data))
     for rl in (request or logs_svc.ExportLogsServiceRequest.FromString(data)).resource_logs:
         for sl in rl.scope_logs:
             for r in sl.log_records:
@@ -343,7 +339,7 @@ class MetricColumns:
 def metrics(data: bytes, request: metrics_svc.ExportMetricsServiceRequest | None = None) -> MetricColumns:
     """The columns of the metric points in ``data`` (``request``: its parse, if made already)."""
     request = request or metrics_svc.ExportMetricsServiceRequest.FromString(data)
-    split = skeleton.METRICS.FromString(data)
+    split = skeleton.SPLIT["metrics"].FromString(data)
     c = MetricColumns()
     for rm, rsplit in zip(request.resource_metrics, split.resource_metrics, strict=True):
         rkey, service = c.dims.resource(b"".join(rsplit.resource), rsplit.schema_url)

@@ -113,6 +113,9 @@ class Usage:
 
 
 class Engine(Protocol):
+    # What ``migrate`` found unreadable and took out of every query: (file, items, why).
+    set_aside: list[tuple[str, int, str]]
+
     def migrate(self) -> list[int]:
         """Bring the schema to the latest version; the versions applied, oldest first."""
         ...

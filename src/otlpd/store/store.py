@@ -95,7 +95,7 @@ class Store:
         self._engine = engine
         if applied:
             self._log.info("schema migrated", extra={"store": self.name, "applied": applied})
-        for name, spans, why in getattr(engine, "set_aside", []):
+        for name, spans, why in engine.set_aside:
             self._log.error(
                 "a span segment file is missing or damaged: set aside, its spans are not queried",
                 extra={"store": self.name, "file": name, "spans": spans, "error": why},

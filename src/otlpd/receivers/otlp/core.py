@@ -57,12 +57,11 @@ class ReceiverCore:
         consumer = self.consumers.get(signal)
         if consumer is None:
             raise _NotConfigured(signal)
-        if not json:
-            self._refuse_early(signal, consumer, body, transport)
         if json:
             async with self._json_slots:
                 message = await asyncio.to_thread(_parse_json, signal, body)
         else:
+            self._refuse_early(signal, consumer, body, transport)
             message = decode(signal, body)
         items = count_items(signal, message)
         rejected, why = reject_invalid(message, None if json else body, items)

@@ -54,25 +54,24 @@ def _classes(merged: bool) -> tuple[Any, Any]:
     ``merged``: every message level singular and the ids repeated (step 2);
     otherwise the items repeated and the ids singular, as in OTLP (step 1).
     """
+    kind = "merged" if merged else "skeleton"
 
-    def fields(*specs: tuple[str, int, str | None]) -> list[skeleton.Field]:
-        # nested levels repeated as in OTLP, ids singular; or the other way round when merged
-        return [(name, number, nested, merged == (nested is None)) for name, number, nested in specs]
+    def ids(*fields: tuple[str, int]) -> list[skeleton.Field]:
+        return [(name, number, None, merged) for name, number in fields]
 
-    traces, logs = skeleton.message_classes(
-        f"otlpd.idcheck.{'merged' if merged else 'skeleton'}",
-        {
-            "Span": fields(("trace_id", 1, None), ("span_id", 2, None), ("parent_span_id", 4, None)),
-            "ScopeSpans": fields(("spans", 2, "Span")),
-            "ResourceSpans": fields(("scope_spans", 2, "ScopeSpans")),
-            "Traces": fields(("resource_spans", 1, "ResourceSpans")),
-            "LogRecord": fields(("trace_id", 9, None), ("span_id", 10, None)),
-            "ScopeLogs": fields(("log_records", 2, "LogRecord")),
-            "ResourceLogs": fields(("scope_logs", 2, "ScopeLogs")),
-            "Logs": fields(("resource_logs", 1, "ResourceLogs")),
-        },
-        "Traces",
-        "Logs",
+    traces = skeleton.request_class(
+        f"otlpd.idcheck.traces.{kind}",
+        "traces",
+        "Span",
+        merged=merged,
+        messages={"Span": ids(("trace_id", 1), ("span_id", 2), ("parent_span_id", 4))},
+    )
+    logs = skeleton.request_class(
+        f"otlpd.idcheck.logs.{kind}",
+        "logs",
+        "LogRecord",
+        merged=merged,
+        messages={"LogRecord": ids(("trace_id", 9), ("span_id", 10))},
     )
     return traces, logs
 

@@ -163,10 +163,7 @@ class DuckDBEngine:
         """Write ``batch`` as a file and list it; ``written`` gets it first, to unlink on rollback."""
         segment = self._segments.write(batch)
         written.append(segment)
-        con.execute(
-            "INSERT INTO span_segments VALUES (?, ?, ?, ?, ?)",
-            [segment.name, segment.rows, segment.bytes, segment.first_ns, segment.last_ns],
-        )
+        _list(con, segment)
 
     def _compact(self, con: duckdb.DuckDBPyConnection, written: list[Segment]) -> None:
         """Once small commits have put a file's worth in span_rows, move them to a file.
@@ -235,9 +232,9 @@ class DuckDBEngine:
         runs (it holds only the commit lock).
 
         An I/O failure (disk full) or running out of memory puts the rows back
-        in front of what arrived since and raises :class:`RetryableError`; anything else means the rows
-        can never be written, so they are discarded and :class:`PermanentError`
-        says how many.
+        in front of what arrived since and raises :class:`RetryableError`;
+        anything else means the rows can never be written, so they are
+        discarded and :class:`PermanentError` says how many.
         """
         with self._commit_lock:
             with self._lock:
@@ -584,9 +581,7 @@ class DuckDBEngine:
         deleted = sum(s.rows for s in gone)
         if gone:
             self._replace_segments(con, gone, [])
-        for segment in old:
-            if segment.last_ns < before_ns:
-                continue
+        for segment in (s for s in old if s.last_ns >= before_ns):
             try:
                 older = self._segments.rows_before(segment, before_ns)
                 if older * _REWRITE_SHARE < segment.rows:
@@ -611,10 +606,7 @@ class DuckDBEngine:
             for segment in old:
                 con.execute("DELETE FROM span_segments WHERE name = ?", [segment.name])
             for segment in new:
-                con.execute(
-                    "INSERT INTO span_segments VALUES (?, ?, ?, ?, ?)",
-                    [segment.name, segment.rows, segment.bytes, segment.first_ns, segment.last_ns],
-                )
+                _list(con, segment)
             con.execute(self._view(con))
             con.execute("COMMIT")
         except BaseException:
@@ -730,6 +722,13 @@ _INSERTS: dict[str, tuple[str, ...]] = {
                 last_seen_ns = greatest(last_seen_ns, excluded.last_seen_ns)""",
     ),
 }
+
+
+def _list(con: duckdb.DuckDBPyConnection, segment: Segment) -> None:
+    con.execute(
+        "INSERT INTO span_segments VALUES (?, ?, ?, ?, ?)",
+        [segment.name, segment.rows, segment.bytes, segment.first_ns, segment.last_ns],
+    )
 
 
 @contextlib.contextmanager
