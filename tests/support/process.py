@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,7 +19,32 @@ from typing import Any
 import yaml
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS = range(10_000, max(10_001, _ephemeral_low()))
+
+
 def free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range.
+
+    A port the kernel hands out (bind to 0) can be handed out again as the
+    source port of an outgoing connection before otlpd binds it: a worker
+    then failed to start with "address already in use". Ports below the
+    ephemeral range are only ever taken by an explicit bind.
+    """
+    for _ in range(200):
+        port = random.choice(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
