@@ -24,6 +24,7 @@ database size per million spans.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -187,8 +188,10 @@ class _Template:
             for kv in rs.resource.attributes:
                 if kv.key == "service.name":
                     kv.value.string_value = f"service-{(seed * 5 + i) % 10}"
-        self.columns = columns.spans(request.SerializeToString())
-        c = self.columns
+        spans = columns.spans(request.SerializeToString())
+        # as plain lists: columns read in C are Arrow arrays
+        lists = [f.name for f in dataclasses.fields(spans) if f.name != "dims"]
+        self.columns = c = type(spans)(spans.dims, **{f: columns.values(getattr(spans, f)) for f in lists})
         self.trace_of = []  # index of the span's trace within the template
         seen: dict[bytes, int] = {}
         for tid in c.trace_id:

@@ -75,15 +75,15 @@ def test_span_columns() -> None:
     )
     cols = columns.spans(request.SerializeToString())
     assert len(cols) == 3
-    assert cols.trace_id == [TID, TID, TID2]
-    assert cols.trace_key == [columns.trace_key(TID)] * 2 + [columns.trace_key(TID2)]
-    assert cols.span_id == [b"\x01" * 8, b"\x02" * 8, b"\x03" * 8]
-    assert cols.parent_span_id == [b"", b"\x01" * 8, b""]
+    assert columns.values(cols.trace_id) == [TID, TID, TID2]
+    assert columns.values(cols.trace_key) == [columns.trace_key(TID)] * 2 + [columns.trace_key(TID2)]
+    assert columns.values(cols.span_id) == [b"\x01" * 8, b"\x02" * 8, b"\x03" * 8]
+    assert columns.values(cols.parent_span_id) == [b"", b"\x01" * 8, b""]
     assert cols.service_name == ["cart", "cart", "unknown_service"]
-    assert cols.name == ["GET /cart", "SELECT", "consume"]
-    assert cols.kind == [2, 3, 5]
-    assert (cols.start_ns, cols.end_ns) == ([10, 12, 50], [30, 20, 50])
-    assert cols.status_code == [2, 0, 1]
+    assert columns.values(cols.name) == ["GET /cart", "SELECT", "consume"]
+    assert columns.values(cols.kind) == [2, 3, 5]
+    assert (columns.values(cols.start_ns), columns.values(cols.end_ns)) == ([10, 12, 50], [30, 20, 50])
+    assert columns.values(cols.status_code) == [2, 0, 1]
     # the item itself, byte for byte, as latin-1 text
     assert [trace_pb2.Span.FromString(d) for d in cols.data] == [a, b, c]
     assert cols.data[0] == a.SerializeToString()
@@ -214,7 +214,7 @@ def test_metric_columns_for_every_type() -> None:
     assert cols.monotonic == [False, False, True, False, False, False, False, False]
     assert cols.service_name == ["m"] * 8
     assert cols.time_ns == [1, 2, 3, 4, 5, 7, 5, 6]
-    assert cols.start_ns == [0, 0, 1, 0, 2, 3, 0, 0]
+    assert columns.values(cols.start_ns) == [0, 0, 1, 0, 2, 3, 0, 0]
     assert cols.value == [21.5, 7.0, 10.0, 1.5, None, None, None, None]
     assert cols.count == [None, None, None, None, 6, 2, 3, 4]
     assert cols.sum == [None, None, None, None, 20.0, None, 1.5, 0.0]  # a histogram may have no sum

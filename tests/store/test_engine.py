@@ -150,6 +150,27 @@ def test_timestamps_past_2262_are_clamped_not_refused(engine: DuckDBEngine) -> N
     assert len(engine.find_logs(LogQuery(start_ns=T0))) == 1
 
 
+def test_enum_values_no_version_defines_are_stored(engine: DuckDBEngine) -> None:
+    """OTLP enums are open: a client may send any int32. The columns cannot hold every one, but the
+    items must still be stored (they once failed the whole commit), their data intact."""
+    spans = [
+        span(tid(6), sid(1), "negative", T0, T0 + MS, kind=-1, status=77),
+        span(tid(6), sid(2), "large", T0, T0 + MS, kind=300, status=-5),
+        span(tid(6), sid(3), "error", T0, T0 + MS, kind=2, status=2),
+    ]
+    write_spans(engine, "svc", spans)
+    odd_log = logs_request("svc", [log_record(T0, "odd", severity=300)])
+    engine.write_logs(columns.logs(odd_log.SerializeToString()))
+    assert engine.flush() == 4
+    rows = engine.trace(tid(6))
+    assert sorted(trace_pb2.Span.FromString(r.data).kind for r in rows) == [-1, 2, 300]
+    assert sorted(trace_pb2.Span.FromString(r.data).status.code for r in rows) == [-5, 2, 77]
+    (summary,) = engine.find_traces(TraceQuery(errors_only=True))
+    assert summary.error_count == 1
+    (record,) = engine.find_logs(LogQuery())
+    assert logs_pb2.LogRecord.FromString(record.data).severity_number == 300
+
+
 def test_log_queries(engine: DuckDBEngine) -> None:
     records = [
         log_record(T0 + 1, "Alpha one", 9, trace_id=tid(1)),

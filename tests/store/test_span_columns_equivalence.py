@@ -49,8 +49,8 @@ def _one_by_one(data: bytes) -> columns.SpanColumns:
     return c
 
 
-def _typed(values: list[Any]) -> list[tuple[type, Any]]:
-    return [(type(v), v) for v in values]
+def _typed(values: Any) -> list[tuple[type, Any]]:
+    return [(type(v), v) for v in columns.values(values)]
 
 
 def _assert_same(got: columns.SpanColumns, want: columns.SpanColumns) -> None:
@@ -442,7 +442,7 @@ def test_non_canonical_encodings(data: bytes, fast: bool | None, expected: dict[
     assert fast is None or taken is fast
     got = columns.spans(data)
     for name, values in expected.items():
-        assert getattr(got, name) == values, name
+        assert columns.values(getattr(got, name)) == values, name
 
 
 # A span lacking a field read for all spans at once: which row lacks it, the fast path cannot tell.
@@ -503,15 +503,15 @@ def test_odd_values_read_alike() -> None:
     _check(data)
     got = columns.spans(data)
     assert got.trace_id == [b"\x09" * 7, b"\x09" * 17, TID]
-    assert got.kind == [7, -1, 2**31 - 1]
-    assert got.status_code == [0, 0, 0]
+    assert columns.values(got.kind) == [7, -1, 2**31 - 1]
+    assert columns.values(got.status_code) == [0, 0, 0]
 
 
 # -- kind / start / end sent with the packed wire type ------------------------------
 #
 # A span's kind (field 6), start (7) and end (8) are singular: sent length-delimited (wire
 # type 2, as a repeated field is packed), the full parse keeps them as unknown fields and
-# reads 0. ``_SPAN_MERGED``'s fields are repeated, and a repeated scalar accepts the packed
+# reads 0. ``skeleton.SPANS_MERGED``'s fields are repeated, and a repeated scalar accepts the packed
 # encoding: were such an unknown field to reach the merged parse (as it did at commit
 # 68c9ff4, where ``_SPAN_FIXED`` serialized its unknown fields again), its value would be
 # counted among the span columns: read for a span lacking the field, or moved onto the next

@@ -23,7 +23,8 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import descriptor_pb2
+import numpy as np
+import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
@@ -83,8 +84,15 @@ def _utf8(text: bytes) -> str:
     return text.decode("utf-8", "replace")  # a string field otlpd received: valid already
 
 
+def values(column: list[Any] | pa.Array) -> list[Any]:
+    """A column as a list: columns read in C may be Arrow arrays already."""
+    return column.to_pylist() if isinstance(column, pa.Array) else column
+
+
 @dataclass
 class SpanColumns:
+    """One list per column; columns read in C (``_span_columns_at_once``) may be Arrow arrays."""
+
     dims: Dimensions = field(default_factory=Dimensions)
     trace_key: list[int] = field(default_factory=list)
     trace_id: list[bytes] = field(default_factory=list)
@@ -104,43 +112,17 @@ class SpanColumns:
         return len(self.data)
 
 
-_B, _S, _I32, _F64 = (
-    descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
-    descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-    descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
-    descriptor_pb2.FieldDescriptorProto.TYPE_FIXED64,
-)
-
-
-def _span_skeleton(
-    package: str, fields: list[tuple[str, int, int | str]], merged: bool, **extra: list[skeleton.Field]
-) -> Any:
-    spans: list[skeleton.Field] = [(name, number, kind, merged) for name, number, kind in fields]
-    return skeleton.request_class(package, "traces", "Span", merged=merged, messages={"Span": spans, **extra})
-
-
-# The span columns every span has (a span from an SDK does): read for all spans at once.
-# ``_SPAN_FIXED`` applies protobuf's rules span by span (a field sent twice: the last one
-# wins; one sent with the wrong wire type: not that field) and serializes each span's
-# fields once, in field order. Parsing that with ``_SPAN_MERGED``, whose levels are
-# singular and whose fields are repeated, merges all spans into one message whose fields
-# list every span's value, in order.
-_FIXED_FIELDS: list[tuple[str, int, int | str]] = [
-    ("trace_id", 1, _B), ("span_id", 2, _B), ("name", 5, _S),
-    ("kind", 6, _I32), ("start", 7, _F64), ("end", 8, _F64),
-]  # fmt: skip
-_SPAN_FIXED = _span_skeleton("otlpd.spans.fixed", _FIXED_FIELDS, False)
-_SPAN_MERGED = _span_skeleton("otlpd.spans.merged", _FIXED_FIELDS, True)
-# The columns a span may lack: its serialization through this type, unknown fields
-# discarded, is [``22 08 <parent>``] [``7a`` status].
-_SPAN_OPTIONAL = _span_skeleton(
-    "otlpd.spans.optional",
-    [("parent_span_id", 4, _B), ("status", 15, "Status")],
-    False,
-    Status=[("code", 3, _I32, False)],
-)
-_STATUS = {b"": 0, b"\x7a\x00": 0, b"\x7a\x02\x18\x01": 1, b"\x7a\x02\x18\x02": 2}
-_PARENT = b"\x22\x08"
+# Span columns are read for all spans at once, from the request's span skeleton
+# (``skeleton.canonical_spans``): each span's columns once, in field order; at these
+# offsets when the ids are 16 and 8 bytes long:
+#   0  0a 10 <trace id>   18  12 08 <span id>   28  [22 08 <parent>]
+#      2a <name length> <name>   30 <kind>   39 <start>   41 <end>   [7a <status>]
+# Parsed with ``skeleton.SPANS_MERGED`` it gives every span's name and kind, and how many
+# spans have each field. With a span's name and kind known, where each of its fields
+# lies in its canonical bytes is known: the other columns are cut out of them by offset,
+# for all spans at once (``_cut``).
+_TRACE_ID_AT, _SPAN_ID_AT, _PARENT_AT = 2, 20, 30  # where each id's bytes start
+_SHORTEST = 28 + 3 + 2 + 18  # ids, a one-byte name, kind, start and end
 
 
 def _dims(c: SpanColumns | LogColumns, signal: str, data: bytes) -> list[tuple[str, int, int, int]]:
@@ -161,8 +143,13 @@ def _scope_columns(c: SpanColumns | LogColumns, runs: list[tuple[str, int, int, 
         c.scope_key.extend([skey] * count)
 
 
-def spans(data: bytes, request: trace_svc.ExportTraceServiceRequest | None = None) -> SpanColumns:
-    """The columns of the spans in ``data`` (``request``: its parse, if made already).
+def spans(
+    data: bytes,
+    request: trace_svc.ExportTraceServiceRequest | None = None,
+    canonical: bytes | None = None,
+) -> SpanColumns:
+    """The columns of the spans in ``data`` (``request``: its parse; ``canonical``: its span
+    skeleton, :func:`skeleton.canonical_spans`; each if made already).
 
     Without a Python loop over spans when every span has a name, a kind, a
     start and an end time (as spans from SDKs do); otherwise span by span
@@ -170,36 +157,100 @@ def spans(data: bytes, request: trace_svc.ExportTraceServiceRequest | None = Non
     """
     c = SpanColumns()
     _scope_columns(c, _dims(c, "traces", data))
-    if len(c) and not _span_columns_at_once(c, data):
+    if len(c) and not _span_columns_at_once(c, data, canonical):
         _span_columns_one_by_one(c, request or trace_svc.ExportTraceServiceRequest.FromString(data))
     return c
 
 
-def _span_columns_at_once(c: SpanColumns, data: bytes) -> bool:
-    """False, with ``c`` untouched, when not every span has every field read here."""
+def _span_columns_at_once(c: SpanColumns, data: bytes, canonical: bytes | None = None) -> bool:
+    """False, with ``c`` untouched, when not every span has every field read here.
+
+    ``canonical``: ``data``'s span skeleton, if made already.
+    """
     n = len(c)
-    fixed = _SPAN_FIXED.FromString(data)
-    # Unknown fields go: among them a field sent with another wire type than its own (a
-    # packed kind, say), which the full parse ignores but a repeated field would read.
-    fixed.DiscardUnknownFields()
-    s = _SPAN_MERGED.FromString(fixed.SerializeToString()).resource_spans.scope_spans.spans
+    if canonical is None:
+        canonical = skeleton.canonical_spans(data)
+    s = skeleton.SPANS_MERGED.FromString(canonical).resource_spans.scope_spans.spans
     if any(len(f) != n for f in (s.trace_id, s.span_id, s.name, s.kind, s.start, s.end)):
         return False
-    optional = _SPAN_OPTIONAL.FromString(data)
-    optional.DiscardUnknownFields()
-    split = skeleton.SPLIT["traces"].FromString(optional.SerializeToString())
-    pieces = [p for _, _, items in skeleton.scopes("traces", split) for p in items]
-    parents = [p[2:10] if p[:2] == _PARENT else b"" for p in pieces]
-    status = list(map(_STATUS.get, [p[10:] if p[:2] == _PARENT else p for p in pieces]))
-    # a parent of another length than 8 leaves ``"`` in front of the status: not found either
-    if len(pieces) != n or None in status:
+    split = skeleton.SPLIT["traces"].FromString(canonical)
+    spans = pa.array([p for _, _, items in skeleton.scopes("traces", split) for p in items], pa.binary())
+    names = pa.array(list(s.name), pa.string())
+    kinds = np.array(s.kind, np.int64)
+    cut = _cut(spans, names, kinds, len(s.parent_span_id), len(s.status))
+    if cut is None:
         return False
-    trace_ids = list(s.trace_id)
-    c.trace_key = trace_keys(trace_ids)
-    c.trace_id, c.span_id, c.parent_span_id = trace_ids, list(s.span_id), parents
-    c.name, c.kind, c.start_ns, c.end_ns = list(s.name), list(s.kind), list(s.start), list(s.end)
-    c.status_code = status  # type: ignore[assignment]
+    c.name, c.kind = names, pa.array(kinds.astype(np.int32))
+    c.trace_key, c.trace_id, c.span_id, c.parent_span_id, c.start_ns, c.end_ns, c.status_code = cut
     return True
+
+
+def _cut(spans: pa.Array, names: pa.Array, kinds: Any, parents: int, statuses: int) -> tuple[Any, ...] | None:
+    """Trace key, trace id, span id, parent, start, end and status code of each span, by offset.
+
+    ``spans``: each span's canonical bytes. With its name and kind known, every
+    byte of a span is accounted for but its parent's and status's, whose sizes
+    are known too, so every tag and size can be checked where it must be.
+    ``parents`` and ``statuses``: how many spans have each, as the merged parse
+    counted them. None when a span is not laid out as read here.
+    """
+    n = len(spans)
+    if n == 0 or len(names) != n:
+        return None
+    offsets = np.frombuffer(spans.buffers()[1], np.int32, n + 1, spans.offset * 4).astype(np.int64)
+    first, end = offsets[:-1], offsets[1:]
+    raw = np.frombuffer(spans.buffers()[2], np.uint8)
+    if int((end - first).min()) < _SHORTEST:
+        return None
+    # Every 2 and every 8 bytes of ``raw`` as a little-endian integer, wherever they start:
+    # a tag with its size is read at once, an id or a time is a copy of its bytes.
+    pairs = np.ndarray(shape=(len(raw) - 1,), dtype="<u2", buffer=raw, strides=(1,))
+    words = np.ndarray(shape=(len(raw) - 7,), dtype="<u8", buffer=raw, strides=(1,))
+    if not ((pairs[first] == 0x100A) & (pairs[first + 18] == 0x0812)).all():
+        return None  # an id of another length: nothing is where it is read below
+    has_parent = pairs[first + 28] == 0x0822
+    name_offsets = np.frombuffer(names.buffers()[1], np.int32, n + 1, names.offset * 4)
+    name_bytes = np.diff(name_offsets).astype(np.int64)
+    name_at = first + 28 + 10 * has_parent
+    kind_at = name_at + 1 + _varint_size(name_bytes) + name_bytes
+    start_at = kind_at + 1 + _varint_size(kinds)
+    status_size = end - (start_at + 18)
+    if (status_size < 0).any():
+        return None
+    tags = (raw[name_at] == 0x2A) & (raw[kind_at] == 0x30)
+    tags &= (raw[start_at] == 0x39) & (raw[start_at + 9] == 0x41)
+    empty = (status_size == 2) & (pairs[end - 2] == 0x007A)
+    coded = (status_size == 4) & (pairs[end - 4] == 0x027A) & (raw[end - 2] == 0x18)
+    if not (tags & ((status_size == 0) | empty | coded)).all():
+        return None  # a parent of another length than 8, a status code over 127, ...
+    if int(has_parent.sum()) != parents or int((empty | coded).sum()) != statuses:
+        return None
+    trace_ids = np.empty((n, 2), "<u8")
+    trace_ids[:, 0], trace_ids[:, 1] = words[first + _TRACE_ID_AT], words[first + _TRACE_ID_AT + 8]
+    parent_sizes = np.zeros(n + 1, np.int32)
+    np.cumsum(8 * has_parent, out=parent_sizes[1:])
+    parent_ids = words[first[has_parent] + _PARENT_AT]
+    return (
+        pa.array((trace_ids[:, 0].byteswap() >> 1).astype(np.int64)),  # trace_key(): big-endian
+        _binary(trace_ids, 16),
+        _binary(words[first + _SPAN_ID_AT], 8),
+        pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(parent_sizes), pa.py_buffer(parent_ids)]),
+        pa.array(words[start_at + 1]),
+        pa.array(words[start_at + 10]),
+        pa.array(np.where(coded, raw[end - 1], 0).astype(np.int32)),
+    )
+
+
+def _binary(words: Any, size: int) -> pa.Array:
+    """Values of ``size`` bytes each, as ``words`` hold them, as a binary column."""
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), len(words), [None, pa.py_buffer(words)])
+    return fixed.cast(pa.binary())
+
+
+def _varint_size(values: Any) -> Any:
+    """Bytes in each value's varint; a negative int32 takes ten, as a 64-bit one."""
+    v = values.astype(np.int64)
+    return np.where(v < 0, 10, 1 + (v >= 1 << 7) + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28))
 
 
 def trace_keys(trace_ids: list[bytes]) -> list[int]:

@@ -15,7 +15,9 @@ from itertools import repeat
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from otlpd.errors import PermanentError, RetryableError
 from otlpd.store import attributes
@@ -56,9 +58,24 @@ def _array(f: pa.Field, values: Sequence[Any]) -> pa.Array:
     half the cost of Arrow converting Python strings.
     """
     if f.name != "data":
-        return pa.array(values, f.type)
+        try:
+            return values.cast(f.type) if isinstance(values, pa.Array) else pa.array(values, f.type)
+        except (pa.ArrowInvalid, OverflowError):
+            if not pa.types.is_integer(f.type):
+                raise
+            return _in_range(values, f.type)
     utf8 = map(str.encode, map(bytes.decode, values, repeat("latin-1")))
     return pa.array(list(utf8), pa.binary()).view(pa.string())
+
+
+def _in_range(values: Sequence[int] | pa.Array, type_: pa.DataType) -> pa.Array:
+    """An enum column (kind, status code, severity) whose values may be any int32: an OTLP enum
+    is open, and a client may send a value no version defines. Out of the column's range,
+    it is stored as 0 (unspecified); the item's data keeps the value sent."""
+    wide = values.cast(pa.int64()) if isinstance(values, pa.Array) else pa.array(values, pa.int64())
+    info = np.iinfo(type_.to_pandas_dtype())
+    fits = pc.and_(pc.greater_equal(wide, int(info.min)), pc.less_equal(wide, int(info.max)))
+    return pc.if_else(fits, wide, 0).cast(type_)
 
 
 class DuckDBEngine:
