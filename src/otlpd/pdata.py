@@ -75,9 +75,14 @@ _ITEM_NAME = {Signal.TRACES: "spans", Signal.METRICS: "data_points", Signal.LOGS
 
 
 class Payload:
-    """One export request: serialized bytes, item count, and a lazily decoded message."""
+    """One export request: serialized bytes, item count, and a lazily decoded message.
 
-    __slots__ = ("__weakref__", "_message", "data", "items", "signal")
+    ``span_skeleton``: for traces, the request's span skeleton (``skeleton.canonical_spans``)
+    when the receiver made it to check the ids, so that the store need not make it
+    again; None when it was not made, or when ``data`` is not what it was made from.
+    """
+
+    __slots__ = ("__weakref__", "_message", "data", "items", "signal", "span_skeleton")
 
     def __init__(
         self,
@@ -85,15 +90,17 @@ class Payload:
         data: bytes,
         items: int,
         message: ExportRequest | None = None,
+        span_skeleton: bytes | None = None,
     ) -> None:
         self.signal = signal
         self.data = data
         self.items = items
         self._message = message
+        self.span_skeleton = span_skeleton
 
     def view(self) -> Payload:
         """The same request for another consumer: its :meth:`release` does not drop ours."""
-        return Payload(self.signal, self.data, self.items, self._message)
+        return Payload(self.signal, self.data, self.items, self._message, self.span_skeleton)
 
     @classmethod
     def from_message(cls, signal: Signal, message: ExportRequest) -> Payload:
@@ -142,10 +149,13 @@ def concat(payloads: Sequence[Payload]) -> Payload:
     """Merge requests of one signal by concatenating their bytes (a protobuf merge)."""
     if len(payloads) == 1:
         return payloads[0]
+    skeletons = [p.span_skeleton for p in payloads]
     return Payload(
         payloads[0].signal,
         b"".join(p.data for p in payloads),
         sum(p.items for p in payloads),
+        # joined, skeletons are the skeleton of the joined data: a merge, span order kept
+        span_skeleton=None if None in skeletons else b"".join(skeletons),  # type: ignore[arg-type]
     )
 
 

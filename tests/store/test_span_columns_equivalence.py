@@ -25,6 +25,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from otlpd import skeleton
 from otlpd.store import columns
 
 LISTS = [f.name for f in dataclasses.fields(columns.SpanColumns) if f.name != "dims"]
@@ -69,6 +70,7 @@ def _check(data: bytes) -> bool:
     want = _one_by_one(data)
     _assert_same(columns.spans(data), want)
     _assert_same(columns.spans(data, trace_svc.ExportTraceServiceRequest.FromString(data)), want)
+    _assert_same(columns.spans(data, canonical=skeleton.canonical_spans(data)), want)  # as a receiver made it
     if not len(want):
         return False
     fast, c = _at_once(data)
@@ -117,10 +119,11 @@ def _status(code: int = 0, message: str = "") -> trace_pb2.Status:
 # -- random requests -------------------------------------------------------------
 
 # Values an SDK sends, and values the fast path must either read exactly or refuse.
-NAMES = ["GET /cart", "é✓", "x", "名前" * 50]
-ODD_NAMES = [""]
+# sizes around the varint's: 127 and 128 bytes, 16 KiB - 1 and 16 KiB, 300 bytes of UTF-8
+NAMES = ["GET /cart", "é✓", "x", "名前" * 50, "a" * 127, "b" * 128]
+ODD_NAMES = ["", "c" * 16_383, "d" * 16_384]
 KINDS = [1, 2, 3, 4, 5]
-ODD_KINDS = [0, 7, -1, 2**31 - 1, -(2**31)]
+ODD_KINDS = [0, 7, 127, 128, 300, -1, 2**31 - 1, -(2**31)]
 TIMES = [1, 1_700_000_000_123_456_789, 2**63, MAX64]
 ODD_TIMES = [0]
 # 15 + 17 and 7 + 25: odd ids whose lengths add up to 16 bytes a span, as if each were 16

@@ -167,35 +167,39 @@ def _span_columns_at_once(c: SpanColumns, data: bytes, canonical: bytes | None =
 
     ``canonical``: ``data``'s span skeleton, if made already.
     """
-    n = len(c)
     if canonical is None:
         canonical = skeleton.canonical_spans(data)
-    s = skeleton.SPANS_MERGED.FromString(canonical).resource_spans.scope_spans.spans
-    if any(len(f) != n for f in (s.trace_id, s.span_id, s.name, s.kind, s.start, s.end)):
-        return False
     split = skeleton.SPLIT["traces"].FromString(canonical)
     spans = pa.array([p for _, _, items in skeleton.scopes("traces", split) for p in items], pa.binary())
-    names = pa.array(list(s.name), pa.string())
-    kinds = np.array(s.kind, np.int64)
-    cut = _cut(spans, names, kinds, len(s.parent_span_id), len(s.status))
+    if len(spans) != len(c):
+        return False
+    cut = _cut(spans)
     if cut is None:
         return False
-    c.name, c.kind = names, pa.array(kinds.astype(np.int32))
-    c.trace_key, c.trace_id, c.span_id, c.parent_span_id, c.start_ns, c.end_ns, c.status_code = cut
+    (
+        c.trace_key,
+        c.trace_id,
+        c.span_id,
+        c.parent_span_id,
+        c.name,
+        c.kind,
+        c.start_ns,
+        c.end_ns,
+        c.status_code,
+    ) = cut
     return True
 
 
-def _cut(spans: pa.Array, names: pa.Array, kinds: Any, parents: int, statuses: int) -> tuple[Any, ...] | None:
-    """Trace key, trace id, span id, parent, start, end and status code of each span, by offset.
+def _cut(spans: pa.Array) -> tuple[Any, ...] | None:
+    """Trace key, trace id, span id, parent, name, kind, start, end and status code of each span.
 
-    ``spans``: each span's canonical bytes. With its name and kind known, every
-    byte of a span is accounted for but its parent's and status's, whose sizes
-    are known too, so every tag and size can be checked where it must be.
-    ``parents`` and ``statuses``: how many spans have each, as the merged parse
-    counted them. None when a span is not laid out as read here.
+    ``spans``: each span's canonical bytes. Every byte of them is accounted
+    for, and every field's tag checked where it must be, so a span that is
+    laid out otherwise (a field missing, an id of another length, a name over
+    16 KiB, a kind over 127, ...) is found: None then.
     """
     n = len(spans)
-    if n == 0 or len(names) != n:
+    if n == 0:
         return None
     offsets = np.frombuffer(spans.buffers()[1], np.int32, n + 1, spans.offset * 4).astype(np.int64)
     first, end = offsets[:-1], offsets[1:]
@@ -209,21 +213,26 @@ def _cut(spans: pa.Array, names: pa.Array, kinds: Any, parents: int, statuses: i
     if not ((pairs[first] == 0x100A) & (pairs[first + 18] == 0x0812)).all():
         return None  # an id of another length: nothing is where it is read below
     has_parent = pairs[first + 28] == 0x0822
-    name_offsets = np.frombuffer(names.buffers()[1], np.int32, n + 1, names.offset * 4)
-    name_bytes = np.diff(name_offsets).astype(np.int64)
     name_at = first + 28 + 10 * has_parent
-    kind_at = name_at + 1 + _varint_size(name_bytes) + name_bytes
-    start_at = kind_at + 1 + _varint_size(kinds)
+    # the name's size: a varint of one byte, or of two (a name of 128 bytes to 16 KiB)
+    low, high = raw[name_at + 1].astype(np.int64), raw[name_at + 2].astype(np.int64)
+    long_name = low >= 0x80
+    name_size = np.where(long_name, (low & 0x7F) | (high << 7), low)
+    name_start = name_at + 2 + long_name
+    kind_at = name_start + name_size
+    start_at = kind_at + 2  # a kind of one byte: 1 to 127
     status_size = end - (start_at + 18)
-    if (status_size < 0).any():
+    if (status_size < 0).any() or (long_name & (high >= 0x80)).any():
         return None
-    tags = (raw[name_at] == 0x2A) & (raw[kind_at] == 0x30)
+    kinds = raw[kind_at + 1]
+    tags = (raw[name_at] == 0x2A) & (raw[kind_at] == 0x30) & (kinds < 0x80)
     tags &= (raw[start_at] == 0x39) & (raw[start_at + 9] == 0x41)
     empty = (status_size == 2) & (pairs[end - 2] == 0x007A)
     coded = (status_size == 4) & (pairs[end - 4] == 0x027A) & (raw[end - 2] == 0x18)
     if not (tags & ((status_size == 0) | empty | coded)).all():
         return None  # a parent of another length than 8, a status code over 127, ...
-    if int(has_parent.sum()) != parents or int((empty | coded).sum()) != statuses:
+    names = _strings(raw, name_start, name_size)
+    if names is None:
         return None
     trace_ids = np.empty((n, 2), "<u8")
     trace_ids[:, 0], trace_ids[:, 1] = words[first + _TRACE_ID_AT], words[first + _TRACE_ID_AT + 8]
@@ -235,22 +244,35 @@ def _cut(spans: pa.Array, names: pa.Array, kinds: Any, parents: int, statuses: i
         _binary(trace_ids, 16),
         _binary(words[first + _SPAN_ID_AT], 8),
         pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(parent_sizes), pa.py_buffer(parent_ids)]),
+        names,
+        pa.array(kinds.astype(np.int32)),
         pa.array(words[start_at + 1]),
         pa.array(words[start_at + 10]),
         pa.array(np.where(coded, raw[end - 1], 0).astype(np.int32)),
     )
 
 
+def _strings(raw: Any, starts: Any, sizes: Any) -> pa.Array | None:
+    """The ``sizes[i]`` bytes at ``starts[i]`` of ``raw`` as a string column; None if not UTF-8."""
+    offsets = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    if offsets[-1] >= 2**31:
+        return None
+    index = np.repeat(starts - offsets[:-1], sizes) + np.arange(offsets[-1])
+    strings = pa.Array.from_buffers(
+        pa.string(), len(sizes), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(raw[index])]
+    )
+    try:
+        strings.validate(full=True)  # the receiver's parse checked it: this is cheap insurance
+    except pa.ArrowInvalid:
+        return None
+    return strings
+
+
 def _binary(words: Any, size: int) -> pa.Array:
     """Values of ``size`` bytes each, as ``words`` hold them, as a binary column."""
     fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), len(words), [None, pa.py_buffer(words)])
     return fixed.cast(pa.binary())
-
-
-def _varint_size(values: Any) -> Any:
-    """Bytes in each value's varint; a negative int32 takes ten, as a 64-bit one."""
-    v = values.astype(np.int64)
-    return np.where(v < 0, 10, 1 + (v >= 1 << 7) + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28))
 
 
 def trace_keys(trace_ids: list[bytes]) -> list[int]:

@@ -242,10 +242,11 @@ def _consume_exception(future: asyncio.Future[int]) -> None:
 
 
 def _write(engine: Engine, payload: Payload) -> None:
-    # Span columns come from the bytes alone (columns.spans), so a batch's spans are not
-    # parsed in full again; log and metric columns use the decoded message.
+    # Span columns come from the bytes alone (columns.spans), and from the span skeleton
+    # the receiver made if it is there, so a batch's spans are not parsed in full again;
+    # log and metric columns use the decoded message.
     if payload.signal is Signal.TRACES:
-        engine.write_spans(columns.spans(payload.data, payload.decoded))  # type: ignore[arg-type]
+        engine.write_spans(columns.spans(payload.data, payload.decoded, payload.span_skeleton))  # type: ignore[arg-type]
     elif payload.signal is Signal.LOGS:
         engine.write_logs(columns.logs(payload.data, payload.message))  # type: ignore[arg-type]
     else:

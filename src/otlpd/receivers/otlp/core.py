@@ -64,11 +64,12 @@ class ReceiverCore:
             self._refuse_early(signal, consumer, body, transport)
             message = decode(signal, body)
         items = count_items(signal, message)
-        rejected, why = reject_invalid(message, None if json else body, items)
+        spans = None if json or signal is not Signal.TRACES else _span_skeleton(body)
+        rejected, why = reject_invalid(message, None if json else body, items, spans)
         if rejected or json:
             payload = Payload.from_message(signal, message)
         else:
-            payload = Payload(signal, body, items, message)
+            payload = Payload(signal, body, items, message, spans)
         response = signal.response_type()
         if rejected:
             partial = response.partial_success
@@ -127,6 +128,14 @@ class ReceiverCore:
             )
         counter.inc()
         self._durations[signal, transport].observe(seconds)
+
+
+def _span_skeleton(body: bytes) -> bytes | None:
+    """The span skeleton the id check reads, kept with the request for the store."""
+    try:
+        return skeleton.canonical_spans(body)
+    except DecodeError:  # the full parse took it, so this cannot be: the id check decides alone
+        return None
 
 
 def _parse_json(signal: Signal, body: bytes) -> ExportRequest:

@@ -29,15 +29,16 @@ _LOG_WHY = "log records' trace_id must be empty or 16 bytes and span_id empty or
 
 
 def reject_invalid(
-    message: ExportRequest, data: bytes | None = None, count: int | None = None
+    message: ExportRequest, data: bytes | None = None, count: int | None = None, spans: bytes | None = None
 ) -> tuple[int, str]:
     """Remove invalid items in place; return (how many, why).
 
     ``data``, the serialized ``message`` when the caller has it, enables the
     fast check (idcheck.py); without it (OTLP/JSON) the per-item loop runs.
-    ``count``: the request's item count, if the caller has it already.
+    ``count``: the request's item count, and ``spans``, its span skeleton
+    (``skeleton.canonical_spans``), if the caller has them already.
     """
-    if data is not None and all_ids_valid(message, data, count):
+    if data is not None and all_ids_valid(message, data, count, spans):
         return 0, ""
     if isinstance(message, trace_svc.ExportTraceServiceRequest):
         scopes: Any = (ss.spans for rs in message.resource_spans for ss in rs.scope_spans)
