@@ -12,12 +12,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm (field 2) may contain spaces and parentheses: split after the last ')'
-    return raw[raw.rindex(")") + 2 :].split()
+    return _stat_fields_at(Path(f"/proc/{pid}/stat"))
 
 
 def tree(pid: int) -> list[int]:
@@ -47,6 +42,26 @@ def cpu_seconds(pid: int) -> float:
         # after the comm: state=0 ppid=1 ... utime=11 stime=12 cutime=13 cstime=14
         total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / CLK_TCK
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU of each thread of ``pid`` (not its children), by thread id."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(f"/proc/{pid}/task"):
+            fields = _stat_fields_at(Path(entry.path) / "stat")
+            if fields is not None:
+                out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def _stat_fields_at(path: Path) -> list[str] | None:
+    try:
+        raw = path.read_text()
+    except OSError:
+        return None
+    # comm (field 2) may contain spaces and parentheses: split after the last ')'
+    return raw[raw.rindex(")") + 2 :].split()
 
 
 def rss_bytes(pid: int) -> int:

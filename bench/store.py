@@ -137,6 +137,7 @@ def ingest(workdir: Path, seconds: float, warmup: float) -> dict[str, Any]:
     )  # fmt: skip
     assert loadgen.stdout is not None
     marks: dict[str, tuple[float, float, float]] = {}
+    threads: dict[str, dict[int, float]] = {}
     result: dict[str, Any] = {}
     for line in loadgen.stdout:
         event = json.loads(line)
@@ -146,6 +147,7 @@ def ingest(workdir: Path, seconds: float, warmup: float) -> dict[str, Any]:
                 procfs.cpu_seconds(proc.pid),
                 _metric(admin, "otlpd_exporter_sent_items_total", exporter="store"),
             )
+            threads[event["event"]] = procfs.thread_cpu_seconds(proc.pid)
         elif event.get("event") == "result":
             result = event
     loadgen.wait(30)
@@ -161,7 +163,18 @@ def ingest(workdir: Path, seconds: float, warmup: float) -> dict[str, Any]:
         row = con.execute("SELECT count(*) FROM spans").fetchone()
     stored = int(row[0]) if row else 0
     wall = t1 - t0
+    spans = max(sent1 - sent0, 1)
+    per_thread = {
+        tid: (cpu - threads["measure-start"].get(tid, 0.0)) / spans * 1e6
+        for tid, cpu in threads["measure-end"].items()
+    }
     return {
+        # CPU per stored span: the event loop (the main thread), then the busiest others
+        # (the store's writer, then its committer, under this load)
+        "us_per_span_by_thread": [
+            round(per_thread.pop(proc.pid, 0.0), 2),
+            *sorted((round(v, 2) for v in per_thread.values() if v >= 0.05), reverse=True),
+        ],
         "spans_per_s": (sent1 - sent0) / wall,
         "collector_cpu_per_s": (cpu1 - cpu0) / wall,
         "spans_per_cpu_s": (sent1 - sent0) / max(cpu1 - cpu0, 1e-9),
@@ -405,6 +418,9 @@ def report(result: dict[str, Any]) -> str:
             f"| lost (all runs) | {i['lost']:,} |",
             f"| refused (back-pressure) | {i['refused']:,} |",
             f"| peak RSS | {i['peak_rss_mb']:.0f} MB |",
+            "| CPU per stored span, µs: event loop, then other threads | "
+            + ", ".join(f"{v:.2f}" for v in i["us_per_span_by_thread"])
+            + " |",
             "",
         ]  # fmt: skip
     if "queries" in result:

@@ -127,6 +127,51 @@ def test_grpc_timeout_ends_a_slow_call_with_deadline_exceeded(plain: InProcess) 
     assert took < 0.9
 
 
+@pytest.mark.parametrize("timeout", ["", "1.5S", "200", "123456789m", "10x", "-1S"])
+def test_a_malformed_grpc_timeout_is_internal(plain: InProcess, timeout: str) -> None:
+    """As grpc-go and grpc-java answer it; ignoring it would run the call with no deadline."""
+    headers, body, mark = _request(_port(plain), **{"grpc-timeout": timeout})
+    if not timeout:
+        headers = [h for h in headers if h[0] != "grpc-timeout"]
+    with RawConn(_port(plain)) as conn:
+        conn.handshake()
+        result = conn.call(1, headers, body)
+    if not timeout:  # no header at all: no deadline, served
+        assert _grpc_status(result) == 0, result.describe()
+        return
+    assert _grpc_status(result) == 13, result.describe()  # INTERNAL
+    assert "grpc-timeout" in (result.grpc_message or "")
+    assert not _accepted(plain, mark)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "served"),
+    [
+        ("application/grpc", True),
+        ("application/grpc+proto", True),
+        ("Application/GRPC; charset=utf-8", True),
+        ("application/grpc-web", False),
+        ("application/grpc-web+proto", False),
+        ("application/grpc-web-text", False),
+        ("application/grpc+json", False),
+        ("application/grpcx", False),
+    ],
+)
+def test_only_grpc_protobuf_content_types_are_served(
+    plain: InProcess, content_type: str, served: bool
+) -> None:
+    mark = marker()
+    headers = grpc_request_headers(_port(plain), TRACES, content_type=content_type)
+    with RawConn(_port(plain)) as conn:
+        conn.handshake()
+        result = conn.call(1, headers, grpc_message(traces(mark).SerializeToString()))
+    if served:
+        assert _grpc_status(result) == 0, result.describe()
+    else:
+        assert result.status == 415, result.describe()
+    assert _accepted(plain, mark) is served
+
+
 def test_a_partial_success_response_carries_its_message(plain: InProcess) -> None:
     port = _port(plain)
     request = traces(marker())
@@ -225,3 +270,31 @@ def test_connections_that_close_or_fail_their_tls_handshake_are_not_kept(tmp_pat
         while grpc.open_connections() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert grpc.open_connections() == 0
+
+
+@pytest.mark.parametrize(
+    ("declared", "served"),
+    [
+        ("exact", True),
+        ("one more", False),
+        ("one less", False),
+        ("0", False),
+        ("x1", False),
+        ("twice", False),
+    ],
+)
+def test_content_length_must_match_the_body(plain: InProcess, declared: str, served: bool) -> None:
+    """RFC 9113 §8.1.1: a request whose content-length differs from its DATA is malformed."""
+    port = _port(plain)
+    headers, body, mark = _request(port)
+    values = {"exact": [str(len(body))], "one more": [str(len(body) + 1)], "one less": [str(len(body) - 1)]}
+    values |= {"0": ["0"], "x1": ["x1"], "twice": [str(len(body))] * 2}
+    headers += [("content-length", v) for v in values[declared]]
+    with RawConn(port) as conn:
+        conn.handshake()
+        result = conn.call(1, headers, body)
+    if served:
+        assert _grpc_status(result) == 0, result.describe()
+    else:
+        assert result.reset == 1, result.describe()  # PROTOCOL_ERROR
+    assert _accepted(plain, mark) is served

@@ -49,6 +49,8 @@ _OK_HEADERS = frames.hpack_literals(
 )
 _OK_TRAILERS = frames.hpack_literals([("grpc-status", "0")])
 _TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
+# what PROTOCOL-HTTP2.md allows for protobuf messages: "application/grpc" [+proto]
+_CONTENT_TYPES = frozenset({"application/grpc", "application/grpc+proto"})
 _TIMEOUT_UNIT = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 _TICK = 0.5  # how often keepalive deadlines are checked
 
@@ -177,8 +179,9 @@ class GrpcServer:
         if method != "POST":
             conn.respond(stream, frames.hpack_literals([(":status", "405"), ("allow", "POST")]))
             return
-        if not content_type.startswith("application/grpc"):
-            # PROTOCOL-HTTP2.md: 415, so that no HTTP client reads a gRPC error as success
+        if content_type.split(";", 1)[0].strip().lower() not in _CONTENT_TYPES:
+            # PROTOCOL-HTTP2.md: 415, so that no HTTP client reads a gRPC error as success.
+            # gRPC-Web (application/grpc-web...) frames trailers in the body: not served here.
             conn.respond(stream, frames.hpack_literals([(":status", "415")]))
             return
         signal = self._paths.get(path)
@@ -186,8 +189,11 @@ class GrpcServer:
             self._fail(conn, stream, grpc.StatusCode.UNIMPLEMENTED, f"unknown method {path}")
             return
         deadline = None
-        match = _TIMEOUT.fullmatch(timeout) if timeout else None
-        if match:
+        if timeout:
+            match = _TIMEOUT.fullmatch(timeout)
+            if match is None:  # as gRPC's own servers answer it
+                self._fail(conn, stream, grpc.StatusCode.INTERNAL, f"malformed grpc-timeout: {timeout!r}")
+                return
             deadline = time.monotonic() + int(match[1]) * _TIMEOUT_UNIT[match[2]]
         stream.context = _Call(signal, encoding.strip().lower(), deadline)
 

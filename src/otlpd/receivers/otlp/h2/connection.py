@@ -414,6 +414,9 @@ class Connection(asyncio.BufferedProtocol):
             if not stream.pending:
                 self._forget(stream)
             return
+        if _content_length(stream.headers) not in (None, stream.size):
+            self._reset(stream, f.PROTOCOL_ERROR)  # RFC 9113 §8.1.1: malformed, a stream error
+            return
         self._app.request_received(self, stream)
 
     def _frame(self, type_: int, flags: int, sid: int, payload: bytes) -> None:
@@ -524,7 +527,7 @@ class Connection(asyncio.BufferedProtocol):
         self.last_activity = time.monotonic()
         self._app.headers_received(self, stream)
         if end_stream and not (stream.closed or stream.answered):
-            self._app.request_received(self, stream)
+            self._request_ended(stream)
 
     def _settings_frame(self, flags: int, sid: int, payload: bytes) -> None:
         if sid != 0:
@@ -781,10 +784,18 @@ class Connection(asyncio.BufferedProtocol):
         self.close()
 
 
+def _content_length(headers: list[tuple[str, str]]) -> int | None:
+    for name, value in headers:
+        if name == "content-length":
+            return int(value)  # digits: checked with the headers (``_malformed``)
+    return None
+
+
 def _malformed(headers: list[tuple[str, str]]) -> str | None:
     """RFC 9113 §8.1.1 / §8.3: what makes a request malformed (a stream error)."""
     seen_regular = False
     pseudo: set[str] = set()
+    lengths = 0
     for name, value in headers:
         if name.startswith(":"):
             if seen_regular:
@@ -798,6 +809,10 @@ def _malformed(headers: list[tuple[str, str]]) -> str | None:
                 return f"connection-specific header {name}"
             if name != name.lower():
                 return "upper-case header name"
+            if name == "content-length":
+                if not (value.isascii() and value.isdigit()) or lengths:
+                    return "content-length is not one number"
+                lengths += 1
     if not {":method", ":scheme", ":path"} <= pseudo:
         return "missing a required pseudo-header"
     return None
