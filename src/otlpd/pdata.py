@@ -80,6 +80,8 @@ class Payload:
     ``span_skeleton``: for traces, the request's span skeleton (``skeleton.canonical_spans``)
     when the receiver made it to check the ids, so that the store need not make it
     again; None when it was not made, or when ``data`` is not what it was made from.
+    The store trusts it: whoever makes a payload of changed bytes must not pass it on.
+    Exporter queues drop it unless their exporter reads it (``keep_span_skeleton``).
     """
 
     __slots__ = ("__weakref__", "_message", "data", "items", "signal", "span_skeleton")

@@ -109,30 +109,27 @@ def split(signal: str) -> Any:
 SPLIT = {signal: split(signal) for signal in LEVELS}
 
 
-def _spans(merged: bool) -> Any:
+def _spans() -> Any:
     fields: list[tuple[str, int, str | int | None]] = [
         ("trace_id", 1, None), ("span_id", 2, None), ("parent_span_id", 4, None), ("name", 5, _F.TYPE_STRING),
         ("kind", 6, _F.TYPE_INT32), ("start", 7, _F.TYPE_FIXED64), ("end", 8, _F.TYPE_FIXED64),
         ("status", 15, "Status"),
     ]  # fmt: skip
     return request_class(
-        f"otlpd.spans.{'merged' if merged else 'canonical'}",
+        "otlpd.spans.canonical",
         "traces",
         "Span",
-        merged=merged,
         messages={
-            "Span": [(name, number, kind, merged) for name, number, kind in fields],
+            "Span": [(name, number, kind, False) for name, number, kind in fields],
             "Status": [("code", 3, _F.TYPE_INT32, False)],
         },
     )
 
 
 # A traces request with only the span fields that the id check and the store's columns
-# read. Parsed with ``SPANS_CANONICAL``, unknown fields discarded and serialized again,
-# each span holds each of them at most once, in field order (``canonical_spans``).
-# Parsed again with ``SPANS_MERGED``, whose levels are singular and whose fields are
-# repeated, all spans merge into one, whose fields list every span's value in order.
-SPANS_CANONICAL, SPANS_MERGED = _spans(merged=False), _spans(merged=True)
+# read. Parsed with it, unknown fields discarded and serialized again, each span holds
+# each of them at most once, in field order (``canonical_spans``).
+SPANS_CANONICAL = _spans()
 
 
 def canonical_spans(data: bytes) -> bytes:

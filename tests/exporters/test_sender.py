@@ -8,6 +8,7 @@ import logging
 import grpc
 import pytest
 
+from otlpd import skeleton
 from otlpd.component import ComponentID
 from otlpd.errors import PermanentError, RetryableError
 from otlpd.exporters.helper.config import QueueConfig, RetryConfig
@@ -259,7 +260,12 @@ async def test_each_exporter_has_its_own_queue_and_retries(sink: Sink, other_sin
 
 
 def _direct_sender(
-    send: object, m: Metrics, name: str = "", keep_decoded: bool = False, **queue: object
+    send: object,
+    m: Metrics,
+    name: str = "",
+    keep_decoded: bool = False,
+    keep_span_skeleton: bool = False,
+    **queue: object,
 ) -> QueuedRetrySender:
     return QueuedRetrySender(
         ComponentID("fake", name),
@@ -271,7 +277,26 @@ def _direct_sender(
         metrics=m,
         log=logging.getLogger("otlpd.test"),
         keep_decoded=keep_decoded,
+        keep_span_skeleton=keep_span_skeleton,
     )
+
+
+@pytest.mark.parametrize("keep", [False, True])
+async def test_the_queue_keeps_the_span_skeleton_only_for_exporters_that_read_it(keep: bool) -> None:
+    """The store reads the receiver's span skeleton; other queues need not hold ~80 bytes a span."""
+    seen: list[bytes | None] = []
+
+    async def send(p: Payload) -> int:
+        seen.append(p.span_skeleton)
+        return 0
+
+    sender = _direct_sender(send, Metrics(), keep_span_skeleton=keep, num_consumers=1)
+    await sender.start()
+    data = traces(3, "kept").SerializeToString()
+    await sender.consume(Payload(Signal.TRACES, data, 3, span_skeleton=skeleton.canonical_spans(data)))
+    assert await wait_for(lambda: len(seen) == 1)
+    await sender.shutdown(asyncio.get_running_loop().time() + 2)
+    assert seen == [skeleton.canonical_spans(data) if keep else None]
 
 
 @pytest.mark.parametrize("keep", [False, True])

@@ -214,7 +214,7 @@ def test_metric_columns_for_every_type() -> None:
     assert cols.monotonic == [False, False, True, False, False, False, False, False]
     assert cols.service_name == ["m"] * 8
     assert cols.time_ns == [1, 2, 3, 4, 5, 7, 5, 6]
-    assert columns.values(cols.start_ns) == [0, 0, 1, 0, 2, 3, 0, 0]
+    assert cols.start_ns == [0, 0, 1, 0, 2, 3, 0, 0]
     assert cols.value == [21.5, 7.0, 10.0, 1.5, None, None, None, None]
     assert cols.count == [None, None, None, None, 6, 2, 3, 4]
     assert cols.sum == [None, None, None, None, 20.0, None, 1.5, 0.0]  # a histogram may have no sum

@@ -514,12 +514,12 @@ def test_odd_values_read_alike() -> None:
 #
 # A span's kind (field 6), start (7) and end (8) are singular: sent length-delimited (wire
 # type 2, as a repeated field is packed), the full parse keeps them as unknown fields and
-# reads 0. ``skeleton.SPANS_MERGED``'s fields are repeated, and a repeated scalar accepts the packed
-# encoding: were such an unknown field to reach the merged parse (as it did at commit
-# 68c9ff4, where ``_SPAN_FIXED`` serialized its unknown fields again), its value would be
-# counted among the span columns: read for a span lacking the field, or moved onto the next
-# span's row; a payload malformed for the type made ``columns.spans`` raise DecodeError on a
-# request the full parse accepts. The comment on each case: what that code did.
+# reads 0. The fast path once parsed them merged, with repeated fields, which accept the
+# packed encoding: such an unknown field reached that parse (at commit 68c9ff4, where
+# ``_SPAN_FIXED`` serialized its unknown fields again), and its value was counted among the
+# span columns: read for a span lacking the field, or moved onto the next span's row; a
+# payload malformed for the type made ``columns.spans`` raise DecodeError on a request the
+# full parse accepts. The comment on each case: what that code did.
 PACKED_KIND_5 = bytes.fromhex("320105")  # field 6, wire type 2: [5]
 PACKED_START = bytes.fromhex("3a08") + (12345).to_bytes(8, "little")  # field 7, wire type 2: [12345]
 NO_KIND = dict(trace_id=TID, span_id=SID, name="a", start_time_unix_nano=10, end_time_unix_nano=20)
@@ -552,7 +552,7 @@ def test_packed_kind_start_end_are_unknown_fields(data: bytes) -> None:
 
 # -- Trace keys of odd-length trace ids -----------------------------------------------------
 #
-# ``columns.trace_keys`` once took its array path when the ids' lengths ADDED UP to 16 bytes
+# ``columns.trace_keys`` (since gone) took its array path when the ids' lengths ADDED UP to 16 bytes
 # an id, not when each id is 16 bytes: ids of 15 and 17 bytes (or 7 and 25) were then cut as
 # if each were 16, and every key from the first odd id on was read from the wrong bytes.
 TRACE_KEYS_OF_ODD_IDS = {

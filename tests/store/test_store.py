@@ -287,3 +287,5 @@ def test_the_store_queue_keeps_decoded_logs_and_metrics_but_not_spans(tmp_path: 
     exporter = build_exporter("store", {"path": str(tmp_path / "db.duckdb")}, Metrics())
     kept = {s: exporter.consumer(s)._keep_decoded for s in Signal}
     assert kept == {Signal.TRACES: False, Signal.LOGS: True, Signal.METRICS: True}
+    # span columns are read from the span skeleton the receiver made, when a request has one
+    assert exporter.consumer(Signal.TRACES)._keep_span_skeleton

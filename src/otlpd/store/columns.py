@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sys
-from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +83,7 @@ def _utf8(text: bytes) -> str:
 
 
 def values(column: list[Any] | pa.Array) -> list[Any]:
-    """A column as a list: columns read in C may be Arrow arrays already."""
+    """A column as a list, whichever way it was read: for an engine that takes lists."""
     return column.to_pylist() if isinstance(column, pa.Array) else column
 
 
@@ -94,16 +92,16 @@ class SpanColumns:
     """One list per column; columns read in C (``_span_columns_at_once``) may be Arrow arrays."""
 
     dims: Dimensions = field(default_factory=Dimensions)
-    trace_key: list[int] = field(default_factory=list)
-    trace_id: list[bytes] = field(default_factory=list)
-    span_id: list[bytes] = field(default_factory=list)
-    parent_span_id: list[bytes] = field(default_factory=list)
+    trace_key: list[int] | pa.Array = field(default_factory=list)
+    trace_id: list[bytes] | pa.Array = field(default_factory=list)
+    span_id: list[bytes] | pa.Array = field(default_factory=list)
+    parent_span_id: list[bytes] | pa.Array = field(default_factory=list)
     service_name: list[str] = field(default_factory=list)
-    name: list[str] = field(default_factory=list)
-    kind: list[int] = field(default_factory=list)
-    start_ns: list[int] = field(default_factory=list)
-    end_ns: list[int] = field(default_factory=list)
-    status_code: list[int] = field(default_factory=list)
+    name: list[str] | pa.Array = field(default_factory=list)
+    kind: list[int] | pa.Array = field(default_factory=list)
+    start_ns: list[int] | pa.Array = field(default_factory=list)
+    end_ns: list[int] | pa.Array = field(default_factory=list)
+    status_code: list[int] | pa.Array = field(default_factory=list)
     resource_key: list[int] = field(default_factory=list)
     scope_key: list[int] = field(default_factory=list)
     data: list[bytes] = field(default_factory=list)
@@ -113,14 +111,12 @@ class SpanColumns:
 
 
 # Span columns are read for all spans at once, from the request's span skeleton
-# (``skeleton.canonical_spans``): each span's columns once, in field order; at these
-# offsets when the ids are 16 and 8 bytes long:
-#   0  0a 10 <trace id>   18  12 08 <span id>   28  [22 08 <parent>]
-#      2a <name length> <name>   30 <kind>   39 <start>   41 <end>   [7a <status>]
-# Parsed with ``skeleton.SPANS_MERGED`` it gives every span's name and kind, and how many
-# spans have each field. With a span's name and kind known, where each of its fields
-# lies in its canonical bytes is known: the other columns are cut out of them by offset,
-# for all spans at once (``_cut``).
+# (``skeleton.canonical_spans``): each span's columns once each, in field order. As
+# bytes (tags in hex), at these offsets when the ids are 16 and 8 bytes long:
+#   @0 0a 10 <trace id>  @18 12 08 <span id>  @28 [22 08 <parent>]
+#   then 2a <name size> <name>, 30 <kind>, 39 <start>, 41 <end>, [7a <status>]
+# Read from the name's size on, where every field lies is known, so ``_cut`` cuts every
+# column out of every span by offset at once, and checks every tag where it must be.
 _TRACE_ID_AT, _SPAN_ID_AT, _PARENT_AT = 2, 20, 30  # where each id's bytes start
 _SHORTEST = 28 + 3 + 2 + 18  # ids, a one-byte name, kind, start and end
 
@@ -176,22 +172,13 @@ def _span_columns_at_once(c: SpanColumns, data: bytes, canonical: bytes | None =
     cut = _cut(spans)
     if cut is None:
         return False
-    (
-        c.trace_key,
-        c.trace_id,
-        c.span_id,
-        c.parent_span_id,
-        c.name,
-        c.kind,
-        c.start_ns,
-        c.end_ns,
-        c.status_code,
-    ) = cut
+    for name, column in cut.items():
+        setattr(c, name, column)
     return True
 
 
-def _cut(spans: pa.Array) -> tuple[Any, ...] | None:
-    """Trace key, trace id, span id, parent, name, kind, start, end and status code of each span.
+def _cut(spans: pa.Array) -> dict[str, pa.Array] | None:
+    """Every span column but the ones per scope (service, resource, scope) and ``data``.
 
     ``spans``: each span's canonical bytes. Every byte of them is accounted
     for, and every field's tag checked where it must be, so a span that is
@@ -239,17 +226,21 @@ def _cut(spans: pa.Array) -> tuple[Any, ...] | None:
     parent_sizes = np.zeros(n + 1, np.int32)
     np.cumsum(8 * has_parent, out=parent_sizes[1:])
     parent_ids = words[first[has_parent] + _PARENT_AT]
-    return (
-        pa.array((trace_ids[:, 0].byteswap() >> 1).astype(np.int64)),  # trace_key(): big-endian
-        _binary(trace_ids, 16),
-        _binary(words[first + _SPAN_ID_AT], 8),
-        pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(parent_sizes), pa.py_buffer(parent_ids)]),
-        names,
-        pa.array(kinds.astype(np.int32)),
-        pa.array(words[start_at + 1]),
-        pa.array(words[start_at + 10]),
-        pa.array(np.where(coded, raw[end - 1], 0).astype(np.int32)),
+    parent = pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(parent_sizes), pa.py_buffer(parent_ids)]
     )
+    return {
+        # as trace_key(): the trace id's first 8 bytes, big-endian, shifted to fit a signed column
+        "trace_key": pa.array((trace_ids[:, 0].byteswap() >> 1).astype(np.int64)),
+        "trace_id": _binary(trace_ids, 16),
+        "span_id": _binary(words[first + _SPAN_ID_AT], 8),
+        "parent_span_id": parent,
+        "name": names,
+        "kind": pa.array(kinds.astype(np.int32)),
+        "start_ns": pa.array(words[start_at + 1].astype(np.uint64)),  # native order: Arrow takes no other
+        "end_ns": pa.array(words[start_at + 10].astype(np.uint64)),
+        "status_code": pa.array(np.where(coded, raw[end - 1], 0).astype(np.int32)),
+    }
 
 
 def _strings(raw: Any, starts: Any, sizes: Any) -> pa.Array | None:
@@ -273,16 +264,6 @@ def _binary(words: Any, size: int) -> pa.Array:
     """Values of ``size`` bytes each, as ``words`` hold them, as a binary column."""
     fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), len(words), [None, pa.py_buffer(words)])
     return fixed.cast(pa.binary())
-
-
-def trace_keys(trace_ids: list[bytes]) -> list[int]:
-    """:func:`trace_key` of each id, the byte work done in C (ids of 16 bytes; others one by one)."""
-    if set(map(len, trace_ids)) != {16}:
-        return [trace_key(t) for t in trace_ids]
-    words = array("Q", b"".join(trace_ids))  # two per id: its first 8 bytes, then its last 8
-    if sys.byteorder == "little":
-        words.byteswap()
-    return [w >> 1 for w in words[::2]]
 
 
 def _span_columns_one_by_one(c: SpanColumns, request: trace_svc.ExportTraceServiceRequest) -> None:

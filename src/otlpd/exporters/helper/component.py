@@ -22,10 +22,13 @@ class ExporterComponent:
         retry: RetryConfig | None = None,
         timeout: float = 0.0,
         keep_decoded: Collection[Signal] = (),
+        keep_span_skeleton: bool = False,
     ) -> None:
         self.settings = settings
         # the signals whose queued payloads keep the decoded message, for an exporter that reads it
         self._keep_decoded = frozenset(keep_decoded)
+        # whether queued traces keep the receiver's span skeleton, for an exporter that reads it
+        self._keep_span_skeleton = keep_span_skeleton
         self.exporter = exporter
         self._queue = queue or QueueConfig(enabled=False)
         self._retry = retry or RetryConfig(enabled=False)
@@ -45,6 +48,7 @@ class ExporterComponent:
                 metrics=self.settings.metrics,
                 log=self._log,
                 keep_decoded=signal in self._keep_decoded,
+                keep_span_skeleton=self._keep_span_skeleton,
             )
         return self._senders[signal]
 

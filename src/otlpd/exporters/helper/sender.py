@@ -51,9 +51,11 @@ class QueuedRetrySender:
         metrics: Metrics,
         log: logging.Logger,
         keep_decoded: bool = False,
+        keep_span_skeleton: bool = False,
     ) -> None:
         self._send = send
         self._keep_decoded = keep_decoded
+        self._keep_span_skeleton = keep_span_skeleton
         self._queue_cfg = queue
         self._retry_cfg = retry
         self._timeout = timeout
@@ -104,6 +106,8 @@ class QueuedRetrySender:
             return
         if not self._keep_decoded:
             payload.release()
+        if not self._keep_span_skeleton:
+            payload.span_skeleton = None  # ~80 bytes a span that only the store reads
         if self.full:
             if not self._queue_cfg.blocking:
                 self._enqueue_failed.inc(payload.items)

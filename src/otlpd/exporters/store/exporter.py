@@ -83,6 +83,8 @@ class StoreExporterComponent(ExporterComponent):
             # and metric columns from it instead of parsing the bytes again. Span columns
             # come from the bytes alone, so spans do not hold ~4x their size in the queue.
             keep_decoded=(Signal.LOGS, Signal.METRICS),
+            # ... and from the span skeleton the receiver made, when the request has it
+            keep_span_skeleton=True,
         )
 
     @property

@@ -134,8 +134,8 @@ def _span_skeleton(body: bytes) -> bytes | None:
     """The span skeleton the id check reads, kept with the request for the store."""
     try:
         return skeleton.canonical_spans(body)
-    except DecodeError:  # the full parse took it, so this cannot be: the id check decides alone
-        return None
+    except DecodeError:  # the full parse took these bytes; should the skeleton not, the id
+        return None  # check fails the same way and its per-span loop decides, and the store its own
 
 
 def _parse_json(signal: Signal, body: bytes) -> ExportRequest:

@@ -51,36 +51,27 @@ from otlpd import skeleton
 from otlpd.pdata import ExportRequest, Signal, count_items
 
 
-def _classes(merged: bool) -> tuple[Any, Any]:
-    """(traces, logs) request classes that know only the id fields.
+def _ids(signal: str, item: str, fields: list[tuple[str, int]], merged: bool) -> Any:
+    """A request class whose items know only the id ``fields``.
 
     ``merged``: every message level singular and the ids repeated (step 2);
-    otherwise the items repeated and the ids singular, as in OTLP (step 1).
+    otherwise the items repeated and the ids singular, as in OTLP (step 1; for
+    spans, ``skeleton.canonical_spans`` does it).
     """
-    kind = "merged" if merged else "skeleton"
-
-    def ids(*fields: tuple[str, int]) -> list[skeleton.Field]:
-        return [(name, number, None, merged) for name, number in fields]
-
-    traces = skeleton.request_class(
-        f"otlpd.idcheck.traces.{kind}",
-        "traces",
-        "Span",
+    return skeleton.request_class(
+        f"otlpd.idcheck.{signal}.{'merged' if merged else 'skeleton'}",
+        signal,
+        item,
         merged=merged,
-        messages={"Span": ids(("trace_id", 1), ("span_id", 2), ("parent_span_id", 4))},
+        messages={item: [(name, number, None, merged) for name, number in fields]},
     )
-    logs = skeleton.request_class(
-        f"otlpd.idcheck.logs.{kind}",
-        "logs",
-        "LogRecord",
-        merged=merged,
-        messages={"LogRecord": ids(("trace_id", 9), ("span_id", 10))},
-    )
-    return traces, logs
 
 
-_LOGS = _classes(merged=False)[1]
-_MERGED_TRACES, _MERGED_LOGS = _classes(merged=True)
+_SPAN_IDS = [("trace_id", 1), ("span_id", 2), ("parent_span_id", 4)]
+_LOG_IDS = [("trace_id", 9), ("span_id", 10)]
+_MERGED_TRACES = _ids("traces", "Span", _SPAN_IDS, merged=True)
+_LOGS = _ids("logs", "LogRecord", _LOG_IDS, merged=False)
+_MERGED_LOGS = _ids("logs", "LogRecord", _LOG_IDS, merged=True)
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 

@@ -15,7 +15,6 @@ from itertools import repeat
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -61,7 +60,7 @@ def _array(f: pa.Field, values: Sequence[Any]) -> pa.Array:
         try:
             return values.cast(f.type) if isinstance(values, pa.Array) else pa.array(values, f.type)
         except (pa.ArrowInvalid, OverflowError):
-            if not pa.types.is_integer(f.type):
+            if f.type != pa.uint8():  # only enums are narrower than what OTLP sends
                 raise
             return _in_range(values, f.type)
     utf8 = map(str.encode, map(bytes.decode, values, repeat("latin-1")))
@@ -69,12 +68,11 @@ def _array(f: pa.Field, values: Sequence[Any]) -> pa.Array:
 
 
 def _in_range(values: Sequence[int] | pa.Array, type_: pa.DataType) -> pa.Array:
-    """An enum column (kind, status code, severity) whose values may be any int32: an OTLP enum
+    """An enum column (kind, status code, severity: uint8) whose values may be any int32: an OTLP enum
     is open, and a client may send a value no version defines. Out of the column's range,
     it is stored as 0 (unspecified); the item's data keeps the value sent."""
     wide = values.cast(pa.int64()) if isinstance(values, pa.Array) else pa.array(values, pa.int64())
-    info = np.iinfo(type_.to_pandas_dtype())
-    fits = pc.and_(pc.greater_equal(wide, int(info.min)), pc.less_equal(wide, int(info.max)))
+    fits = pc.and_(pc.greater_equal(wide, 0), pc.less_equal(wide, 255))
     return pc.if_else(fits, wide, 0).cast(type_)
 
 
