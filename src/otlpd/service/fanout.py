@@ -6,7 +6,7 @@ import asyncio
 import weakref
 from collections.abc import Sequence
 
-from otlpd.component import Consumer, refusal
+from otlpd.component import Consumer, reads_span_skeleton, refusal
 from otlpd.errors import OtlpdError, RetryableError
 from otlpd.pdata import Payload
 
@@ -29,6 +29,11 @@ class Fanout:
     def refusal(self) -> OtlpdError | None:
         """Refused by any consumer: refused as a whole (see ``component.refusal``)."""
         return next(filter(None, map(refusal, self._consumers)), None)
+
+    @property
+    def reads_span_skeleton(self) -> bool:
+        """Read by any consumer (see ``component.reads_span_skeleton``)."""
+        return any(map(reads_span_skeleton, self._consumers))
 
     async def consume(self, payload: Payload) -> None:
         done = self._delivered.get(payload, set())

@@ -26,6 +26,7 @@ class ScriptedConsumer:
         self.got: list[Payload] = []
         self.delay = 0.0  # seconds each call takes
         self.refusal: OtlpdError | None = None  # what it would refuse any payload with (a full batch)
+        self.reads_span_skeleton = False  # as a pipeline that leads to a store
 
     async def consume(self, payload: Payload) -> None:
         if self.delay:

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from otlpd import otlpjson, skeleton
+from otlpd.component import ComponentID, Settings, reads_span_skeleton
 from otlpd.pdata import Payload, Signal, concat, split
+from otlpd.processors.batch.config import BatchConfig
+from otlpd.processors.batch.processor import BatchProcessor
+from otlpd.service.fanout import Fanout
+from otlpd.telemetry.metrics import Metrics
+from tests.exporters.helpers import build_exporter
 from tests.receivers.otlp.helpers import JSON, PROTOBUF, logs, marker, post, span, traces
 from tests.receivers.otlp.inprocess import InProcess
 from tests.store.test_span_columns_equivalence import _random_request
@@ -23,6 +30,7 @@ from tests.store.test_span_columns_equivalence import _random_request
 @pytest.fixture
 def inproc() -> Iterator[InProcess]:
     with InProcess({"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}) as receiver:
+        receiver.consumer.reads_span_skeleton = True  # a pipeline that leads to a store
         yield receiver
 
 
@@ -32,6 +40,29 @@ def test_a_valid_protobuf_request_carries_its_span_skeleton(inproc: InProcess) -
     (got,) = inproc.consumer.got
     assert got.data == body
     assert got.span_skeleton == skeleton.canonical_spans(body)
+
+
+def test_no_skeleton_for_a_pipeline_that_does_not_read_it(inproc: InProcess) -> None:
+    """Forwarding only: the id check reads a skeleton of the ids alone, cheaper."""
+    inproc.consumer.reads_span_skeleton = False
+    body = traces(marker(), [span(0)]).SerializeToString()
+    assert post(inproc.http_port, Signal.TRACES, body).status == 200
+    (got,) = inproc.consumer.got
+    assert got.span_skeleton is None
+
+
+def test_which_pipelines_read_the_skeleton(tmp_path: Path) -> None:
+    """A store behind a batch processor or a fanout reads it; an OTLP exporter does not."""
+    metrics = Metrics()
+    store = build_exporter("store", {"path": str(tmp_path / "db.duckdb")}, metrics).consumer(Signal.TRACES)
+    otlp = build_exporter("otlp", {"endpoint": "127.0.0.1:1"}, metrics).consumer(Signal.TRACES)
+    settings = Settings(ComponentID("batch"), BatchConfig(), metrics, pipeline="traces")
+    assert reads_span_skeleton(store)
+    assert not reads_span_skeleton(otlp)
+    assert reads_span_skeleton(BatchProcessor(settings, Signal.TRACES, store))
+    assert not reads_span_skeleton(BatchProcessor(settings, Signal.TRACES, otlp))
+    assert reads_span_skeleton(Fanout([otlp, BatchProcessor(settings, Signal.TRACES, store)]))
+    assert not reads_span_skeleton(Fanout([otlp, otlp]))
 
 
 def test_no_skeleton_once_invalid_spans_are_taken_out(inproc: InProcess) -> None:

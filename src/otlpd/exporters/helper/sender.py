@@ -96,6 +96,11 @@ class QueuedRetrySender:
                 for i in range(self._queue_cfg.num_consumers)
             ]
 
+    @property
+    def reads_span_skeleton(self) -> bool:
+        """See ``component.reads_span_skeleton``: the exporter reads it, so its queue keeps it."""
+        return self._keep_span_skeleton
+
     async def consume(self, payload: Payload) -> None:
         if self._closing.is_set():
             raise RetryableError("exporter is shutting down", retry_after=QUEUE_FULL_RETRY_AFTER)

@@ -14,7 +14,7 @@ import collections
 import contextlib
 import logging
 
-from otlpd.component import Consumer, Settings
+from otlpd.component import Consumer, Settings, reads_span_skeleton
 from otlpd.errors import OtlpdError, PermanentError, RetryableError
 from otlpd.pdata import Payload, Signal, concat, split
 from otlpd.processors.batch.config import BatchConfig
@@ -60,6 +60,11 @@ class BatchProcessor:
                 "batch processor is full: the exporters are not keeping up", retry_after=1.0
             )
         return None
+
+    @property
+    def reads_span_skeleton(self) -> bool:
+        """Batches keep their requests' span skeletons for the next consumer, if it reads them."""
+        return reads_span_skeleton(self._next)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batch")

@@ -15,7 +15,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from otlpd import otlpjson, skeleton
-from otlpd.component import ComponentID, Consumer, refusal
+from otlpd.component import ComponentID, Consumer, reads_span_skeleton, refusal
 from otlpd.errors import OtlpdError, RetryableError
 from otlpd.pdata import ExportRequest, ExportResponse, Payload, Signal, count_items, decode
 from otlpd.receivers.otlp.status import WireError, to_wire
@@ -64,7 +64,9 @@ class ReceiverCore:
             self._refuse_early(signal, consumer, body, transport)
             message = decode(signal, body)
         items = count_items(signal, message)
-        spans = None if json or signal is not Signal.TRACES else _span_skeleton(body)
+        spans = None
+        if signal is Signal.TRACES and not json and reads_span_skeleton(consumer):
+            spans = _span_skeleton(body)
         rejected, why = reject_invalid(message, None if json else body, items, spans)
         if rejected or json:
             payload = Payload.from_message(signal, message)
