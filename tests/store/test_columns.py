@@ -274,7 +274,7 @@ def test_items_are_cut_from_the_request_as_received() -> None:
     received = parsed.SerializeToString()  # upb keeps the unknown field when serializing again
     assert extended in received
     cols = columns.spans(received, parsed)
-    assert cols.name == [f"op{i}" for i in range(5)]
+    assert columns.values(cols.name) == [f"op{i}" for i in range(5)]
     assert cols.service_name == ["svc0", "svc0", "svc1", "svc1", "svc2"]
     assert [d for d in cols.data[:4]] == [s.SerializeToString() for s in spans[:4]]
     assert cols.data[4] == extended

@@ -338,12 +338,12 @@ NON_CANONICAL: dict[str, tuple[bytes, bool | None, dict[str, list[Any]]]] = {
     ),
     "name sent twice, the last one empty": (
         _request([_sdk_span(name="a") + b"\x2a\x00"]),
-        False,
+        True,  # read at once: a span may lack a name or a kind
         {"name": [""]},
     ),
     "kind sent twice, the last one 0": (
         _request([_sdk_span(kind=3) + b"\x30\x00"]),
-        False,
+        True,  # read at once: a span may lack a name or a kind
         {"kind": [0]},
     ),
     "kind 0 then 4": (
@@ -450,12 +450,20 @@ def test_non_canonical_encodings(data: bytes, fast: bool | None, expected: dict[
 
 # A span lacking a field read for all spans at once: which row lacks it, the fast path cannot tell.
 MUST_REFUSE = {
+    "no trace id": _sdk_span(trace_id=b""),
+    "no span id": _sdk_span(span_id=b""),
+}
+# Fields a span may lack (absent from its canonical bytes): read at once all the same, so
+# that one such span does not send a whole batch span by span.
+MAY_LACK = {
     "kind 0": _sdk_span(kind=0),
     "no name": _sdk_span(name=""),
     "no start": _sdk_span(start_time_unix_nano=0),
     "no end": _sdk_span(end_time_unix_nano=0),
-    "no trace id": _sdk_span(trace_id=b""),
-    "no span id": _sdk_span(span_id=b""),
+    "no name, kind, start or end": _span_bytes(trace_id=TID, span_id=SID),
+    "only ids and a status": _span_bytes(trace_id=TID, span_id=SID) + bytes.fromhex("7a021802"),
+    "only ids, a parent and a status": _span_bytes(trace_id=TID, span_id=SID, parent_span_id=SID)
+    + bytes.fromhex("7a00"),
 }
 # Odd spans the fast path may read or refuse (today's code refuses some): either way, the same columns.
 MAY_REFUSE = {
@@ -487,6 +495,12 @@ def test_fast_path_refuses_and_leaves_columns_untouched(bad: bytes) -> None:
     assert c.trace_id == c.name == c.status_code == []
     assert len(c.service_name) == len(c) == 3
     assert _check(data) is False
+
+
+@pytest.mark.parametrize("lacking", MAY_LACK.values(), ids=MAY_LACK.keys())
+def test_spans_lacking_a_field_are_read_at_once(lacking: bytes) -> None:
+    for data in (_among_good_spans(lacking), _request([lacking]), _request([_sdk_span(), lacking])):
+        assert _check(data) is True
 
 
 @pytest.mark.parametrize("odd", MAY_REFUSE.values(), ids=MAY_REFUSE.keys())

@@ -118,7 +118,7 @@ class SpanColumns:
 # Read from the name's size on, where every field lies is known, so ``_cut`` cuts every
 # column out of every span by offset at once, and checks every tag where it must be.
 _TRACE_ID_AT, _SPAN_ID_AT, _PARENT_AT = 2, 20, 30  # where each id's bytes start
-_SHORTEST = 28 + 3 + 2 + 18  # ids, a one-byte name, kind, start and end
+_SHORTEST = 28  # the ids alone
 
 
 def _dims(c: SpanColumns | LogColumns, signal: str, data: bytes) -> list[tuple[str, int, int, int]]:
@@ -180,10 +180,11 @@ def _span_columns_at_once(c: SpanColumns, data: bytes, canonical: bytes | None =
 def _cut(spans: pa.Array) -> dict[str, pa.Array] | None:
     """Every span column but the ones per scope (service, resource, scope) and ``data``.
 
-    ``spans``: each span's canonical bytes. Every byte of them is accounted
-    for, and every field's tag checked where it must be, so a span that is
-    laid out otherwise (a field missing, an id of another length, a name over
-    16 KiB, a kind over 127, ...) is found: None then.
+    ``spans``: each span's canonical bytes. After the ids, each field is at the
+    next byte or absent (a span without a name, a kind of 0, a time of 0), the
+    tags telling which; every byte is accounted for, so a span laid out
+    otherwise (an id of another length, a parent not of 8 bytes, a name over
+    16 KiB, a kind over 127, a status code over 127) is found: None then.
     """
     n = len(spans)
     if n == 0:
@@ -199,24 +200,30 @@ def _cut(spans: pa.Array) -> dict[str, pa.Array] | None:
     words = np.ndarray(shape=(len(raw) - 7,), dtype="<u8", buffer=raw, strides=(1,))
     if not ((pairs[first] == 0x100A) & (pairs[first + 18] == 0x0812)).all():
         return None  # an id of another length: nothing is where it is read below
-    has_parent = pairs[first + 28] == 0x0822
-    name_at = first + 28 + 10 * has_parent
+    has_parent = (first + 38 <= end) & (_peek(pairs, first + 28) == 0x0822)
+    at = first + 28 + 10 * has_parent  # each field's tag in turn, if the span has the field
+    has_name = (at < end) & (_peek(raw, at) == 0x2A)
     # the name's size: a varint of one byte, or of two (a name of 128 bytes to 16 KiB)
-    low, high = raw[name_at + 1].astype(np.int64), raw[name_at + 2].astype(np.int64)
-    long_name = low >= 0x80
-    name_size = np.where(long_name, (low & 0x7F) | (high << 7), low)
-    name_start = name_at + 2 + long_name
-    kind_at = name_start + name_size
-    start_at = kind_at + 2  # a kind of one byte: 1 to 127
-    status_size = end - (start_at + 18)
-    if (status_size < 0).any() or (long_name & (high >= 0x80)).any():
+    low, high = _peek(raw, at + 1).astype(np.int64), _peek(raw, at + 2).astype(np.int64)
+    long_name = has_name & (low >= 0x80)
+    name_size = np.where(has_name, np.where(long_name, (low & 0x7F) | (high << 7), low), 0)
+    name_start = at + 2 + long_name
+    at = np.where(has_name, name_start + name_size, at)
+    has_kind = (at < end) & (_peek(raw, at) == 0x30)
+    kinds = np.where(has_kind, _peek(raw, at + 1), 0)  # a kind of one byte: 1 to 127
+    at += 2 * has_kind
+    has_start = (at < end) & (_peek(raw, at) == 0x39)
+    start_ns = np.where(has_start, _peek(words, at + 1), 0)
+    at += 9 * has_start
+    has_end = (at < end) & (_peek(raw, at) == 0x41)
+    end_ns = np.where(has_end, _peek(words, at + 1), 0)
+    at += 9 * has_end
+    status_size = end - at  # what is left: the status, if any
+    if (status_size < 0).any() or (long_name & (high >= 0x80)).any() or (kinds >= 0x80).any():
         return None
-    kinds = raw[kind_at + 1]
-    tags = (raw[name_at] == 0x2A) & (raw[kind_at] == 0x30) & (kinds < 0x80)
-    tags &= (raw[start_at] == 0x39) & (raw[start_at + 9] == 0x41)
     empty = (status_size == 2) & (pairs[end - 2] == 0x007A)
     coded = (status_size == 4) & (pairs[end - 4] == 0x027A) & (raw[end - 2] == 0x18)
-    if not (tags & ((status_size == 0) | empty | coded)).all():
+    if not ((status_size == 0) | empty | coded).all():
         return None  # a parent of another length than 8, a status code over 127, ...
     names = _strings(raw, name_start, name_size)
     if names is None:
@@ -237,10 +244,16 @@ def _cut(spans: pa.Array) -> dict[str, pa.Array] | None:
         "parent_span_id": parent,
         "name": names,
         "kind": pa.array(kinds.astype(np.int32)),
-        "start_ns": pa.array(words[start_at + 1].astype(np.uint64)),  # native order: Arrow takes no other
-        "end_ns": pa.array(words[start_at + 10].astype(np.uint64)),
+        "start_ns": pa.array(start_ns.astype(np.uint64)),  # native order: Arrow takes no other
+        "end_ns": pa.array(end_ns.astype(np.uint64)),
         "status_code": pa.array(np.where(coded, raw[end - 1], 0).astype(np.int32)),
     }
+
+
+def _peek(view: Any, positions: Any) -> Any:
+    """``view[positions]``, a position past its end read as its last element: for a field
+    a span may lack, whose value is then not used."""
+    return view[np.minimum(positions, len(view) - 1)]
 
 
 def _strings(raw: Any, starts: Any, sizes: Any) -> pa.Array | None:
