@@ -151,13 +151,13 @@ def concat(payloads: Sequence[Payload]) -> Payload:
     """Merge requests of one signal by concatenating their bytes (a protobuf merge)."""
     if len(payloads) == 1:
         return payloads[0]
-    skeletons = [p.span_skeleton for p in payloads]
+    skeletons = [p.span_skeleton for p in payloads if p.span_skeleton is not None]
     return Payload(
         payloads[0].signal,
         b"".join(p.data for p in payloads),
         sum(p.items for p in payloads),
         # joined, skeletons are the skeleton of the joined data: a merge, span order kept
-        span_skeleton=None if None in skeletons else b"".join(skeletons),  # type: ignore[arg-type]
+        span_skeleton=b"".join(skeletons) if len(skeletons) == len(payloads) else None,
     )
 
 

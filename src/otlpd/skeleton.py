@@ -132,14 +132,19 @@ def _spans() -> Any:
 SPANS_CANONICAL = _spans()
 
 
-def canonical_spans(data: bytes) -> bytes:
-    """A serialized traces request's span skeleton: protobuf's rules applied span by span
+def canonical(skeleton: Any, data: bytes) -> bytes:
+    """``data`` through the request type ``skeleton``: protobuf's rules applied item by item
     (a field sent twice: the last one wins; one with another wire type than its own, a
-    packed kind say: not that field), then each span's fields once, in field order.
+    packed kind say: not that field), then each item's known fields once, in field order.
     Raises ``DecodeError`` when the levels or fields read are malformed."""
-    canonical = SPANS_CANONICAL.FromString(data)
-    canonical.DiscardUnknownFields()
-    return canonical.SerializeToString()  # type: ignore[no-any-return]
+    message = skeleton.FromString(data)
+    message.DiscardUnknownFields()
+    return message.SerializeToString()  # type: ignore[no-any-return]
+
+
+def canonical_spans(data: bytes) -> bytes:
+    """A serialized traces request's span skeleton (``SPANS_CANONICAL``)."""
+    return canonical(SPANS_CANONICAL, data)
 
 
 def scopes(signal: str, request: Any) -> Iterator[tuple[Any, Any, Any]]:

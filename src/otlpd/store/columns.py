@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -147,9 +148,9 @@ def spans(
     """The columns of the spans in ``data`` (``request``: its parse; ``canonical``: its span
     skeleton, :func:`skeleton.canonical_spans`; each if made already).
 
-    Without a Python loop over spans when every span has a name, a kind, a
-    start and an end time (as spans from SDKs do); otherwise span by span
-    from the full parse. Both give the same columns.
+    Without a Python loop over spans when every span is laid out as ``_cut``
+    reads it (every span from an SDK is); otherwise span by span from the full
+    parse. Both give the same columns.
     """
     c = SpanColumns()
     _scope_columns(c, _dims(c, "traces", data))
@@ -159,14 +160,15 @@ def spans(
 
 
 def _span_columns_at_once(c: SpanColumns, data: bytes, canonical: bytes | None = None) -> bool:
-    """False, with ``c`` untouched, when not every span has every field read here.
+    """False, with ``c`` untouched, when a span is not laid out as ``_cut`` reads it.
 
     ``canonical``: ``data``'s span skeleton, if made already.
     """
     if canonical is None:
         canonical = skeleton.canonical_spans(data)
     split = skeleton.SPLIT["traces"].FromString(canonical)
-    spans = pa.array([p for _, _, items in skeleton.scopes("traces", split) for p in items], pa.binary())
+    pieces = chain.from_iterable(items for _, _, items in skeleton.scopes("traces", split))
+    spans = pa.array(list(pieces), pa.binary())
     if len(spans) != len(c):
         return False
     cut = _cut(spans)

@@ -93,7 +93,7 @@ def all_ids_valid(
             if items is None:
                 items = count_items(Signal.TRACES, message)
             if spans is None:  # the store's skeleton was not asked for: the ids' alone is cheaper
-                spans = _canonical(_TRACES, data)
+                spans = skeleton.canonical(_TRACES, data)
             ids = _MERGED_TRACES.FromString(spans).resource_spans.scope_spans.spans
             return _spans_valid(ids, items)
         if isinstance(message, logs_svc.ExportLogsServiceRequest):
@@ -104,14 +104,8 @@ def all_ids_valid(
     return True
 
 
-def _canonical(skeleton: Any, data: bytes) -> bytes:
-    canonical = skeleton.FromString(data)
-    canonical.DiscardUnknownFields()
-    return canonical.SerializeToString()  # type: ignore[no-any-return]
-
-
-def _gather(skeleton: Any, merged: Any, data: bytes) -> Any:
-    return merged.FromString(_canonical(skeleton, data))
+def _gather(canonical: Any, merged: Any, data: bytes) -> Any:
+    return merged.FromString(skeleton.canonical(canonical, data))
 
 
 def _spans_valid(ids: Any, n: int) -> bool:

@@ -48,7 +48,8 @@ def _latin1(text: str | None) -> bytes:
 
 
 def _array(f: pa.Field, values: Sequence[Any]) -> pa.Array:
-    """A column as Arrow; serialized protobuf (``data``) as latin-1 text.
+    """A column as Arrow; serialized protobuf (``data``) as latin-1 text; an enum value
+    out of its column's range as 0 (``_in_range``).
 
     One character per byte keeps the mapping exact, and the text searchable:
     DuckDB has no substring search on BLOBs, and attribute search is a
